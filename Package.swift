@@ -1,0 +1,31 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Reparo",
+    products: [
+        // libreparo.so: the C ABI (include/reparo.h). Build it with `scripts/build.sh`.
+        .library(name: "reparo", type: .dynamic, targets: ["Reparo"]),
+        .library(name: "ReparoCore", targets: ["ReparoCore"]),
+        .executable(name: "reparo-cli", targets: ["reparo-cli"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // OpenBLAS through its CBLAS header (Debian: libopenblas-dev).
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .target(
+            name: "ReparoCore",
+            dependencies: ["COpenBLAS"]
+        ),
+        .target(name: "Reparo", dependencies: ["ReparoCore"]),
+        .executableTarget(
+            name: "reparo-cli",
+            dependencies: ["ReparoCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "ReparoCoreTests", dependencies: ["ReparoCore", "Reparo"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
