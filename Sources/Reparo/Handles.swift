@@ -1,0 +1,104 @@
+import Foundation
+import ReparoCore
+
+/// Every handle given to C is registered here; a pointer that is not registered (freed,
+/// foreign, garbage) is rejected instead of dereferenced. Lookups hand back a strong
+/// reference taken under the lock, so an object stays alive for the duration of a call.
+final class HandleRegistry: @unchecked Sendable {
+    static let shared = HandleRegistry()
+    private let lock = NSLock()
+    private var live: [UnsafeMutableRawPointer: AnyObject] = [:]
+
+    func register(_ object: AnyObject) -> OpaquePointer {
+        let pointer = Unmanaged.passUnretained(object).toOpaque()
+        lock.lock()
+        live[pointer] = object
+        lock.unlock()
+        return OpaquePointer(pointer)
+    }
+
+    func lookup<T: AnyObject>(_ handle: OpaquePointer?, as type: T.Type, _ name: String) throws -> T {
+        guard let handle else { throw ReparoError.invalidArgument("\(name) is NULL") }
+        lock.lock()
+        defer { lock.unlock() }
+        guard let object = live[UnsafeMutableRawPointer(handle)] else {
+            throw ReparoError.invalidArgument("\(name) is not a live handle (freed, or not created by Reparo)")
+        }
+        guard let typed = object as? T else {
+            throw ReparoError.invalidArgument("\(name) is a handle of another kind (\(Swift.type(of: object)))")
+        }
+        return typed
+    }
+
+    /// Removes a handle; returns the object if it was live and of the given type.
+    @discardableResult
+    func unregister<T: AnyObject>(_ handle: OpaquePointer?, as type: T.Type) -> T? {
+        guard let handle else { return nil }
+        lock.lock()
+        defer { lock.unlock() }
+        let key = UnsafeMutableRawPointer(handle)
+        guard let object = live[key] as? T else { return nil }
+        live[key] = nil
+        return object
+    }
+}
+
+/// What a `reparo_model*` points to. Expand and collapse replace `model` in place, so the
+/// handle stays valid for the caller; a model a trainer is using cannot be replaced.
+final class ModelHandle {
+    private let lock = NSLock()
+    private var current: Model
+    private var trainers = 0
+
+    init(_ model: Model) { current = model }
+
+    var model: Model {
+        lock.lock()
+        defer { lock.unlock() }
+        return current
+    }
+
+    func replace(_ model: Model, by function: String) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard trainers == 0 else {
+            throw ReparoError.state("the model is the student of \(trainers) live trainer(s); free them before \(function)")
+        }
+        current = model
+    }
+
+    func attachTrainer() { lock.lock(); trainers += 1; lock.unlock() }
+    func detachTrainer() { lock.lock(); trainers -= 1; lock.unlock() }
+}
+
+final class TrainerHandle {
+    let trainer: Trainer
+    let student: ModelHandle
+    let teacher: ModelHandle?
+
+    init(trainer: Trainer, student: ModelHandle, teacher: ModelHandle?) {
+        self.trainer = trainer
+        self.student = student
+        self.teacher = teacher
+        student.attachTrainer()
+    }
+
+    deinit { student.detachTrainer() }
+}
+
+final class DatasetHandle {
+    let dataset: Dataset
+    let images: FloatBuffer
+    let labels: UnsafeMutablePointer<Int32>
+
+    init(_ dataset: Dataset) throws {
+        self.dataset = dataset
+        images = try FloatBuffer(dataset.images)
+        labels = UnsafeMutablePointer<Int32>.allocate(capacity: max(dataset.count, 1))
+        dataset.labels.withUnsafeBufferPointer { source in
+            if let base = source.baseAddress { labels.initialize(from: base, count: dataset.count) }
+        }
+    }
+
+    deinit { labels.deallocate() }
+}

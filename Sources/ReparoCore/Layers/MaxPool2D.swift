@@ -1,0 +1,82 @@
+/// Max pooling, square window `kernelSize`, `stride`, no padding (floor mode, as PyTorch).
+/// Backward routes each output gradient to the arg-max input (first maximum on ties).
+public final class MaxPool2D: Layer {
+    public let name: String
+    public let inputShape: FeatureShape
+    public let outputShape: FeatureShape
+    public let kernelSize: Int
+    public let stride: Int
+    public var parameters: [Parameter] { [] }
+
+    public init(name: String, input: FeatureShape, kernelSize: Int, stride: Int) {
+        self.name = name
+        self.inputShape = input
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.outputShape = FeatureShape(channels: input.channels,
+                                        height: (input.height - kernelSize) / stride + 1,
+                                        width: (input.width - kernelSize) / stride + 1)
+    }
+
+    final class Cache: LayerCache {
+        let argmax: UnsafeMutablePointer<Int32>  // index within the input plane, per output
+        let count: Int
+        init(batch: Int, training: Bool, count: Int) throws {
+            guard count <= FloatBuffer.maximumCount else { throw ReparoError.outOfMemory("max-pool cache too large") }
+            self.count = count
+            argmax = UnsafeMutablePointer<Int32>.allocate(capacity: max(count, 1))
+            argmax.initialize(repeating: 0, count: max(count, 1))
+            super.init(batch: batch, training: training)
+        }
+        deinit { argmax.deallocate() }
+    }
+
+    public func makeCache(batch: Int, training: Bool) throws -> LayerCache {
+        try Cache(batch: batch, training: training, count: training ? batch * outputShape.count : 0)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool) {
+        let cache = unsafeDowncast(cache, to: Cache.self)
+        let record = cache.count > 0
+        let planes = cache.batch * inputShape.channels
+        let inPlane = inputShape.spatial, outPlane = outputShape.spatial
+        let w = inputShape.width
+        for plane in 0..<planes {
+            let source = x + plane * inPlane
+            let target = y + plane * outPlane
+            let indices = cache.argmax + (record ? plane * outPlane : 0)
+            for oh in 0..<outputShape.height {
+                for ow in 0..<outputShape.width {
+                    var best = -Float.infinity
+                    var bestIndex = (oh * stride) * w + ow * stride
+                    for u in 0..<kernelSize {
+                        let row = (oh * stride + u) * w + ow * stride
+                        for v in 0..<kernelSize where source[row + v] > best || source[row + v].isNaN {
+                            best = source[row + v]
+                            bestIndex = row + v
+                            if best.isNaN { break }
+                        }
+                    }
+                    let o = oh * outputShape.width + ow
+                    target[o] = best
+                    if record { indices[o] = Int32(bestIndex) }
+                }
+            }
+        }
+    }
+
+    public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
+                         _ dx: UnsafeMutablePointer<Float>?, cache: LayerCache) {
+        guard let dx else { return }
+        let cache = unsafeDowncast(cache, to: Cache.self)
+        let planes = cache.batch * inputShape.channels
+        let inPlane = inputShape.spatial, outPlane = outputShape.spatial
+        dx.update(repeating: 0, count: planes * inPlane)
+        for plane in 0..<planes {
+            let target = dx + plane * inPlane
+            let gradient = dy + plane * outPlane
+            let indices = cache.argmax + plane * outPlane
+            for o in 0..<outPlane { target[Int(indices[o])] += gradient[o] }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+/// y = max(x, 0); dx = dy where y > 0, else 0.
+public final class ReLU: Layer {
+    public let name: String
+    public let inputShape: FeatureShape
+    public var outputShape: FeatureShape { inputShape }
+    public var parameters: [Parameter] { [] }
+
+    public init(name: String, input: FeatureShape) {
+        self.name = name
+        self.inputShape = input
+    }
+
+    public func makeCache(batch: Int, training: Bool) throws -> LayerCache { EmptyCache(batch: batch, training: training) }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool) {
+        ReLU.apply(x, y, count: cache.batch * inputShape.count)
+    }
+
+    @inline(__always)
+    static func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { y[i] = max(x[i], 0) }
+    }
+
+    public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
+                         _ dx: UnsafeMutablePointer<Float>?, cache: LayerCache) {
+        guard let dx else { return }
+        ReLU.gradient(y, dy, dx, count: cache.batch * inputShape.count)
+    }
+
+    @inline(__always)
+    static func gradient(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { dx[i] = y[i] > 0 ? dy[i] : 0 }
+    }
+}

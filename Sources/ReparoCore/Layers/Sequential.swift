@@ -1,0 +1,81 @@
+/// Layers applied in order. Its cache holds every intermediate activation (and, for
+/// training, every intermediate gradient); the last layer writes straight into the caller's
+/// output. The model's top level, a residual block's paths and an expanded chain are all
+/// Sequentials.
+public final class Sequential: Layer {
+    public let name: String
+    public let inputShape: FeatureShape
+    public let layers: [Layer]
+
+    public init(name: String, input: FeatureShape, layers: [Layer]) {
+        self.name = name
+        self.inputShape = input
+        self.layers = layers
+    }
+
+    public var outputShape: FeatureShape { layers.last?.outputShape ?? inputShape }
+    public var parameters: [Parameter] { layers.flatMap { $0.parameters } }
+    public var multiplyAdds: Int { layers.reduce(0) { $0 + $1.multiplyAdds } }
+
+    final class Cache: LayerCache {
+        let caches: [LayerCache]
+        let outputs: [FloatBuffer]     // outputs of layers 0..<last
+        let gradients: [FloatBuffer]   // ∂L/∂outputs, training only
+        init(batch: Int, training: Bool, layers: [Layer]) throws {
+            caches = try layers.map { try $0.makeCache(batch: batch, training: training) }
+            let inner = layers.dropLast()
+            outputs = try inner.map { try FloatBuffer(count: batch * $0.outputShape.count) }
+            gradients = training ? try inner.map { try FloatBuffer(count: batch * $0.outputShape.count) } : []
+            super.init(batch: batch, training: training)
+        }
+    }
+
+    public func makeCache(batch: Int, training: Bool) throws -> LayerCache {
+        try Cache(batch: batch, training: training, layers: layers)
+    }
+
+    /// Output of layer `index` after a forward pass on `cache` (not for the last layer).
+    func output(_ index: Int, cache: LayerCache) -> UnsafeMutablePointer<Float> {
+        unsafeDowncast(cache, to: Cache.self).outputs[index].pointer
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool) {
+        let cache = unsafeDowncast(cache, to: Cache.self)
+        if layers.isEmpty {
+            y.update(from: x, count: cache.batch * inputShape.count)
+            return
+        }
+        var input = x
+        for (index, layer) in layers.enumerated() {
+            let output = index == layers.count - 1 ? y : cache.outputs[index].pointer
+            layer.forward(input, output, cache: cache.caches[index], training: training)
+            input = UnsafePointer(output)
+        }
+    }
+
+    public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
+                         _ dx: UnsafeMutablePointer<Float>?, cache: LayerCache) {
+        backward(x, y, dy, dx, cache: cache, addGradient: nil)
+    }
+
+    /// Backward with a hook that may add to ∂L/∂(output of layer i) before layer i's backward
+    /// runs (used to inject the distillation gradient at tapped layers).
+    func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
+                  _ dx: UnsafeMutablePointer<Float>?, cache: LayerCache,
+                  addGradient: ((Int, UnsafeMutablePointer<Float>) -> Void)?) {
+        let cache = unsafeDowncast(cache, to: Cache.self)
+        if layers.isEmpty {
+            dx?.update(from: dy, count: cache.batch * inputShape.count)
+            return
+        }
+        let last = layers.count - 1
+        for index in stride(from: last, through: 0, by: -1) {
+            let input = index == 0 ? x : UnsafePointer(cache.outputs[index - 1].pointer)
+            let output = index == last ? y : UnsafePointer(cache.outputs[index].pointer)
+            let gradient = index == last ? dy : cache.gradients[index].pointer
+            addGradient?(index, gradient)
+            let inputGradient = index == 0 ? dx : cache.gradients[index - 1].pointer
+            layers[index].backward(input, output, gradient, inputGradient, cache: cache.caches[index])
+        }
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+
+/// A network and its resolved spec. The structure is immutable; weights change only through
+/// a `Trainer`. Method steps (prune, expand, collapse) return new models. Inference is
+/// thread-safe: each call borrows its own workspace from a small pool.
+public final class Model {
+    public let spec: ModelSpec
+    public let network: Sequential
+    private let poolLock = NSLock()
+    private var idleCaches: [Int: [LayerCache]] = [:]
+    private static let maximumIdleCaches = 8
+
+    /// A model with freshly initialized weights.
+    public init(spec: ModelSpec, seed: UInt64) throws {
+        self.spec = spec
+        self.network = try NetworkBuilder.build(spec)
+        NetworkBuilder.initialize(network, seed: seed)
+    }
+
+    /// A model whose tensors are given by name (every tensor of the spec, nothing more).
+    public init(spec: ModelSpec, tensors: [NamedTensor], source: String = "tensors") throws {
+        self.spec = spec
+        self.network = try NetworkBuilder.build(spec)
+        try NetworkBuilder.assign(tensors, to: network, source: source)
+    }
+
+    /// Parses a JSON spec (preset or generic) and initializes it.
+    public convenience init(specJSON: String, seed: UInt64) throws {
+        try self.init(spec: SpecParser.parse(specJSON), seed: seed)
+    }
+
+    public var inputShape: FeatureShape { spec.input }
+    public var classes: Int { spec.classes }
+    public var state: ModelState { spec.state }
+    public var parameters: [Parameter] { network.parameters }
+    /// Trainable scalars.
+    public var parameterCount: Int { network.trainableCount }
+    /// Forward multiply-adds for one image.
+    public var multiplyAdds: Int { network.multiplyAdds }
+
+    /// The model's tensors, sharing storage with the model (read them, do not keep them
+    /// across training steps if a snapshot is meant: use `snapshot()`).
+    public var namedTensors: [NamedTensor] {
+        parameters.map { NamedTensor(name: $0.name, shape: $0.shape, values: $0.value) }
+    }
+
+    /// Deep copies of every tensor.
+    public func snapshot() throws -> [NamedTensor] {
+        try parameters.map { NamedTensor(name: $0.name, shape: $0.shape, values: try $0.value.copy()) }
+    }
+
+    public func clone() throws -> Model {
+        try Model(spec: spec, tensors: snapshot())
+    }
+
+    // MARK: Inference
+
+    /// Eval-mode logits `[batch, classes]` for images `[batch, C, H, W]`.
+    public func infer(_ images: UnsafePointer<Float>, batch: Int, logits: UnsafeMutablePointer<Float>) throws {
+        guard batch >= 1 else { throw ReparoError.invalidArgument("batch must be at least 1, got \(batch)") }
+        let cache = try borrowCache(batch: batch)
+        network.forward(images, logits, cache: cache, training: false)
+        returnCache(cache)
+    }
+
+    /// Convenience for tests and tools: logits for an array of images.
+    public func infer(_ images: [Float], batch: Int) throws -> [Float] {
+        guard images.count == batch * inputShape.count else {
+            throw ReparoError.invalidArgument("expected \(batch * inputShape.count) image values, got \(images.count)")
+        }
+        var logits = [Float](repeating: 0, count: batch * classes)
+        try images.withUnsafeBufferPointer { source in
+            try logits.withUnsafeMutableBufferPointer { target in
+                guard let input = source.baseAddress, let output = target.baseAddress else { return }
+                try infer(input, batch: batch, logits: output)
+            }
+        }
+        return logits
+    }
+
+    private func borrowCache(batch: Int) throws -> LayerCache {
+        poolLock.lock()
+        if var list = idleCaches[batch], let cache = list.popLast() {
+            idleCaches[batch] = list
+            poolLock.unlock()
+            return cache
+        }
+        poolLock.unlock()
+        return try network.makeCache(batch: batch, training: false)
+    }
+
+    private func returnCache(_ cache: LayerCache) {
+        poolLock.lock()
+        defer { poolLock.unlock() }
+        let total = idleCaches.values.reduce(0) { $0 + $1.count }
+        if total >= Self.maximumIdleCaches { idleCaches.removeAll() }
+        idleCaches[cache.batch, default: []].append(cache)
+    }
+
+    /// Accuracy and mean cross-entropy over a labelled set, in chunks of `chunk`.
+    public func evaluate(images: UnsafePointer<Float>, labels: UnsafePointer<Int32>, count: Int,
+                         chunk: Int = 256) throws -> (accuracy: Double, loss: Double) {
+        guard count >= 1 else { throw ReparoError.invalidArgument("count must be at least 1") }
+        for i in 0..<count where labels[i] < 0 || Int(labels[i]) >= classes {
+            throw ReparoError.invalidArgument("labels[\(i)] = \(labels[i]) is outside 0..<\(classes)")
+        }
+        let logits = try FloatBuffer(count: min(chunk, count) * classes)
+        var correct = 0
+        var loss = 0.0
+        var start = 0
+        while start < count {
+            let batch = min(chunk, count - start)
+            try infer(images + start * inputShape.count, batch: batch, logits: logits.pointer)
+            let result = CrossEntropy.evaluate(logits.pointer, labels + start, batch: batch, classes: classes)
+            correct += result.correct
+            loss += result.loss * Double(batch)
+            start += batch
+        }
+        return (Double(correct) / Double(count), loss / Double(count))
+    }
+
+    public func evaluate(_ dataset: Dataset) throws -> (accuracy: Double, loss: Double) {
+        guard dataset.shape == inputShape else {
+            throw ReparoError.invalidArgument("dataset images are \(dataset.shape) but the model takes \(inputShape)")
+        }
+        return try dataset.images.withUnsafeBufferPointer { images in
+            try dataset.labels.withUnsafeBufferPointer { labels in
+                guard let imageBase = images.baseAddress, let labelBase = labels.baseAddress else {
+                    throw ReparoError.invalidArgument("empty dataset")
+                }
+                return try evaluate(images: imageBase, labels: labelBase, count: dataset.count)
+            }
+        }
+    }
+
+    // MARK: Files
+
+    static let formatName = "reparo"
+
+    /// Saves as safetensors with the resolved spec and state in `__metadata__` (atomic).
+    public func save(path: String) throws {
+        let metadata = ["format": Self.formatName, "reparo_version": Reparo.version, "spec": spec.jsonText]
+        try SafeTensors.write(path: path, metadata: metadata, tensors: namedTensors)
+    }
+
+    /// Loads a file written by `save`; every tensor is checked against the saved spec.
+    public static func load(path: String) throws -> Model {
+        let (metadata, tensors) = try SafeTensors.read(path: path)
+        guard let specText = metadata["spec"] else {
+            throw ReparoError.format("\(path): no \"spec\" in the safetensors metadata; not a Reparo model file")
+        }
+        let spec: ModelSpec
+        do {
+            spec = try SpecParser.parse(specText)
+        } catch let error as ReparoError {
+            throw ReparoError.format("\(path): bad spec in metadata: \(error.message)")
+        }
+        do {
+            return try Model(spec: spec, tensors: tensors, source: path)
+        } catch ReparoError.invalidArgument(let message) {
+            throw ReparoError.format("\(path): bad spec in metadata: \(message)")
+        }
+    }
+}
+
+/// Library identity.
+public enum Reparo {
+    public static let version = "0.1.0"
+}

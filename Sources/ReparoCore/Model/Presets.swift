@@ -1,0 +1,55 @@
+/// The paper's CIFAR models. Tensor names follow the common PyTorch CIFAR definitions
+/// (VGG: `features.<i>` / `classifier`; ResNet: `conv1`, `bn1`, `layer<s>.<b>.conv1`, `linear`)
+/// so weights map onto a PyTorch model.
+public enum Presets {
+    public static let names = ["vgg16", "resnet20", "resnet56"]
+
+    public static func spec(_ name: String, input: FeatureShape, classes: Int, width: Double) throws -> ModelSpec {
+        func scaled(_ channels: Int) -> Int { max(1, Int((Double(channels) * width).rounded())) }
+        switch name {
+        case "vgg16":
+            // 13 conv3×3 + BN + ReLU, max-pool after each stage, then Linear (Simonyan & Zisserman;
+            // the CIFAR variant of Li et al. 2017).
+            let plan: [Int?] = [64, 64, nil, 128, 128, nil, 256, 256, 256, nil, 512, 512, 512, nil, 512, 512, 512, nil]
+            var layers: [LayerSpec] = []
+            var index = 0
+            for entry in plan {
+                if let channels = entry {
+                    layers.append(.conv("features.\(index)", out: scaled(channels), kernel: 3, stride: 1, padding: 1))
+                    layers.append(LayerSpec(kind: .batchnorm, name: "features.\(index + 1)"))
+                    layers.append(LayerSpec(kind: .relu, name: "features.\(index + 2)"))
+                    index += 3
+                } else {
+                    layers.append(.pool(.maxpool, "features.\(index)", kernel: 2, stride: 2))
+                    index += 1
+                }
+            }
+            layers.append(LayerSpec(kind: .flatten, name: "flatten"))
+            layers.append(.linear("classifier", out: classes))
+            return ModelSpec(input: input, classes: classes, layers: layers)
+        case "resnet20", "resnet56":
+            let blocks = name == "resnet20" ? 3 : 9
+            var layers: [LayerSpec] = [
+                .conv("conv1", out: scaled(16), kernel: 3, stride: 1, padding: 1),
+                LayerSpec(kind: .batchnorm, name: "bn1"),
+                LayerSpec(kind: .relu, name: "relu"),
+            ]
+            var channels = scaled(16)
+            for (stage, base) in [16, 32, 64].enumerated() {
+                let out = scaled(base)
+                for block in 0..<blocks {
+                    let stride = (stage > 0 && block == 0) ? 2 : 1
+                    layers.append(SpecParser.basicBlock("layer\(stage + 1).\(block)", inputChannels: channels,
+                                                        out: out, stride: stride))
+                    channels = out
+                }
+            }
+            layers.append(.pool(.avgpool, "avgpool"))
+            layers.append(LayerSpec(kind: .flatten, name: "flatten"))
+            layers.append(.linear("linear", out: classes))
+            return ModelSpec(input: input, classes: classes, layers: layers)
+        default:
+            throw ReparoError.invalidArgument("spec.preset: unknown preset \"\(name)\"")
+        }
+    }
+}

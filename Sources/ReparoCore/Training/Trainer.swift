@@ -1,0 +1,252 @@
+import Foundation
+
+/// SGD fine-tuning of a student model, with optional similarity-preserving distillation
+/// from a frozen teacher. Updates the student in place. One thread at a time.
+///
+/// A step either completes or changes nothing: a non-finite loss or gradient restores the
+/// BatchNorm running statistics the forward pass updated and throws `.numeric` before any
+/// weight or momentum is touched.
+public final class Trainer {
+    public let student: Model
+    public let teacher: Model?
+    public let options: TrainerOptions
+    public private(set) var step = 0
+    let pairs: [DistillationPair]
+
+    private let trainable: [Parameter]
+    private let momentumBuffers: [FloatBuffer]
+    private let runningStatistics: [Parameter]
+    private let runningBackup: [FloatBuffer]
+    private var generator: SeededGenerator
+    private var plans: [Int: Plan] = [:]
+
+    /// A student layer whose output is matched to the teacher's layer of the same name.
+    struct DistillationPair {
+        var name: String
+        var studentIndex: Int
+        var teacherIndex: Int
+        var studentFeatures: Int
+        var teacherFeatures: Int
+    }
+
+    /// Per-batch-size workspace, made once and reused by every step of that size.
+    final class Plan {
+        let batch: Int
+        let studentCache: LayerCache
+        let teacherCache: LayerCache?
+        let augmented: FloatBuffer?
+        let logits: FloatBuffer
+        let logitGradient: FloatBuffer
+        let teacherLogits: FloatBuffer?
+        let similarity: SimilarityPreservingLoss?
+        let distillationGradients: [FloatBuffer]
+
+        init(batch: Int, trainer: Trainer) throws {
+            self.batch = batch
+            studentCache = try trainer.student.network.makeCache(batch: batch, training: true)
+            let distilling = !trainer.pairs.isEmpty
+            teacherCache = distilling ? try trainer.teacher?.network.makeCache(batch: batch, training: false) : nil
+            let augmenting = trainer.options.cropPadding > 0 || trainer.options.flip
+            augmented = augmenting ? try FloatBuffer(count: batch * trainer.student.inputShape.count) : nil
+            logits = try FloatBuffer(count: batch * trainer.student.classes)
+            logitGradient = try FloatBuffer(count: batch * trainer.student.classes)
+            teacherLogits = distilling ? try FloatBuffer(count: batch * trainer.student.classes) : nil
+            similarity = distilling ? try SimilarityPreservingLoss(batch: batch) : nil
+            distillationGradients = try trainer.pairs.map { try FloatBuffer(count: batch * $0.studentFeatures) }
+        }
+    }
+
+    public init(student: Model, teacher: Model?, options: TrainerOptions) throws {
+        if let teacher {
+            guard teacher.inputShape == student.inputShape, teacher.classes == student.classes else {
+                throw ReparoError.invalidArgument("teacher takes \(teacher.inputShape) → \(teacher.classes) classes but the student takes \(student.inputShape) → \(student.classes)")
+            }
+        }
+        self.student = student
+        self.teacher = teacher
+        self.options = options
+        if options.kdWeight > 0 {
+            guard let teacher else {
+                throw ReparoError.invalidArgument("options.kd_weight: distillation needs a teacher model")
+            }
+            pairs = try Trainer.distillationPairs(student: student, teacher: teacher, selection: options.kdLayers)
+        } else {
+            pairs = []
+        }
+        trainable = student.parameters.filter { $0.kind.isTrainable }
+        momentumBuffers = try trainable.map { try FloatBuffer(count: $0.count) }
+        runningStatistics = student.parameters.filter { !$0.kind.isTrainable }
+        runningBackup = try runningStatistics.map { try FloatBuffer(count: $0.count) }
+        generator = SeededGenerator(seed: options.seed)
+        let threads = options.threads > 0 ? options.threads : ProcessInfo.processInfo.activeProcessorCount
+        BLAS.setThreads(threads)
+        Parallel.threads = threads
+    }
+
+    /// Learning rate of the next step.
+    public var learningRate: Double { options.schedule.rate(base: options.learningRate, step: step) }
+
+    /// Names of the student layers distilled from the teacher.
+    public var distilledLayers: [String] { pairs.map(\.name) }
+
+    public struct StepResult: Equatable, Sendable {
+        public var loss: Double
+        public var crossEntropy: Double
+        public var distillation: Double
+        public var accuracy: Double
+        public var learningRate: Double
+        public var step: Int
+    }
+
+    /// One SGD step on `batch` images `[batch, C, H, W]` with labels in 0..<classes.
+    @discardableResult
+    public func step(images: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int) throws -> StepResult {
+        guard batch >= 1 else { throw ReparoError.invalidArgument("batch must be at least 1, got \(batch)") }
+        let classes = student.classes
+        for i in 0..<batch where labels[i] < 0 || Int(labels[i]) >= classes {
+            throw ReparoError.invalidArgument("labels[\(i)] = \(labels[i]) is outside 0..<\(classes)")
+        }
+        let plan = try self.plan(batch: batch)
+        var input = images
+        if let augmented = plan.augmented {
+            Augmentation.apply(images, augmented.pointer, batch: batch, shape: student.inputShape,
+                               padding: options.cropPadding, flip: options.flip, generator: &generator)
+            input = UnsafePointer(augmented.pointer)
+        }
+        for (statistic, backup) in zip(runningStatistics, runningBackup) {
+            backup.pointer.update(from: statistic.value.pointer, count: statistic.count)
+        }
+        for parameter in trainable { parameter.gradient?.zero() }
+
+        let network = student.network
+        network.forward(input, plan.logits.pointer, cache: plan.studentCache, training: true)
+        let (crossEntropy, correct) = CrossEntropy.compute(plan.logits.pointer, labels, batch: batch, classes: classes,
+                                                          gradient: plan.logitGradient.pointer)
+        var distillation = 0.0
+        if let teacher, let teacherCache = plan.teacherCache, let teacherLogits = plan.teacherLogits,
+           let similarity = plan.similarity {
+            teacher.network.forward(input, teacherLogits.pointer, cache: teacherCache, training: false)
+            let weight = Float(options.kdWeight / Double(pairs.count))
+            for (pair, gradient) in zip(pairs, plan.distillationGradients) {
+                let loss = similarity.compute(
+                    student: network.output(pair.studentIndex, cache: plan.studentCache), studentFeatures: pair.studentFeatures,
+                    teacher: teacher.network.output(pair.teacherIndex, cache: teacherCache), teacherFeatures: pair.teacherFeatures,
+                    weight: weight, studentGradient: gradient.pointer)
+                distillation += loss / Double(pairs.count)
+            }
+        }
+        let tapped = Dictionary(uniqueKeysWithValues: zip(pairs.map(\.studentIndex), plan.distillationGradients))
+        network.backward(input, plan.logits.pointer, plan.logitGradient.pointer, nil, cache: plan.studentCache) { index, gradient in
+            if let extra = tapped[index] { Vector.add(extra.pointer, into: gradient, count: extra.count) }
+        }
+        let loss = crossEntropy + options.kdWeight * distillation
+        guard loss.isFinite, trainable.allSatisfy({ $0.gradient.map { Vector.allFinite($0.pointer, count: $0.count) } ?? true }) else {
+            for (statistic, backup) in zip(runningStatistics, runningBackup) {
+                statistic.value.pointer.update(from: backup.pointer, count: statistic.count)
+            }
+            throw ReparoError.numeric("step \(step + 1): the loss or a gradient is not finite (loss \(loss)); the model was left unchanged — lower the learning rate or check the inputs")
+        }
+        let rate = learningRate
+        update(rate: Float(rate))
+        step += 1
+        return StepResult(loss: loss, crossEntropy: crossEntropy, distillation: distillation,
+                          accuracy: Double(correct) / Double(batch), learningRate: rate, step: step)
+    }
+
+    private func plan(batch: Int) throws -> Plan {
+        if let plan = plans[batch] { return plan }
+        if plans.count >= 4 { plans.removeAll() }
+        let plan = try Plan(batch: batch, trainer: self)
+        plans[batch] = plan
+        return plan
+    }
+
+    /// SGD with momentum (PyTorch's form: v ← μv + g + λw; w ← w − η·v, or with Nesterov
+    /// w ← w − η·(g + λw + μv)), weight decay on conv/linear weights only, optional global
+    /// gradient-norm clipping before it.
+    private func update(rate: Float) {
+        var clip: Float = 1
+        if options.clipNorm > 0 {
+            var squares: Double = 0
+            for parameter in trainable {
+                guard let gradient = parameter.gradient?.pointer else { continue }
+                for i in 0..<parameter.count { squares += Double(gradient[i]) * Double(gradient[i]) }
+            }
+            let norm = squares.squareRoot()
+            if norm > options.clipNorm { clip = Float(options.clipNorm / (norm + 1e-6)) }
+        }
+        let momentum = Float(options.momentum)
+        let first = step == 0
+        for (parameter, velocityBuffer) in zip(trainable, momentumBuffers) {
+            guard let gradient = parameter.gradient?.pointer else { continue }
+            let decay: Float = parameter.kind == .weight ? Float(options.weightDecay) : 0
+            let w = parameter.value.pointer, v = velocityBuffer.pointer
+            for i in 0..<parameter.count {
+                let g = gradient[i] * clip + decay * w[i]
+                if momentum > 0 {
+                    v[i] = first ? g : momentum * v[i] + g
+                    w[i] -= rate * (options.nesterov ? g + momentum * v[i] : v[i])
+                } else {
+                    w[i] -= rate * g
+                }
+            }
+        }
+    }
+
+    // MARK: Distillation pairs
+
+    /// Top-level layers whose output can be distilled: a ReLU closing conv (→ BN) → ReLU, or a
+    /// residual block. Returns (index, tap name, name of the conv or block it closes).
+    static func candidates(_ model: Model) -> [(index: Int, tap: String, source: String)] {
+        let layers = model.network.layers
+        var result: [(Int, String, String)] = []
+        for (index, layer) in layers.enumerated() where index < layers.count - 1 {
+            if layer is BasicBlock {
+                result.append((index, layer.name, layer.name))
+            } else if layer is ReLU, index >= 1 {
+                var source = index - 1
+                if layers[source] is BatchNorm2D, source >= 1 { source -= 1 }
+                if layers[source] is Conv2D || layers[source] is ExpandedChain {
+                    result.append((index, layer.name, layers[source].name))
+                }
+            }
+        }
+        return result
+    }
+
+    /// Output widths of the convs a tap closes (to tell a pruned layer from an untouched one).
+    private static func widths(_ spec: LayerSpec) -> [Int] { spec.weightedLayers.map(\.out) }
+
+    static func distillationPairs(student: Model, teacher: Model, selection: TrainerOptions.KDLayers) throws -> [DistillationPair] {
+        let teacherCandidates = Dictionary(candidates(teacher).map { ($0.tap, $0) }, uniquingKeysWith: { a, _ in a })
+        let teacherSpecs = Dictionary(teacher.spec.layers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let studentSpecs = Dictionary(student.spec.layers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var pairs: [DistillationPair] = []
+        var requested: Set<String> = []
+        if case .names(let names) = selection { requested = Set(names) }
+        var matched: Set<String> = []
+        for candidate in candidates(student) {
+            guard let partner = teacherCandidates[candidate.tap] else { continue }
+            switch selection {
+            case .all: break
+            case .pruned:
+                guard let a = studentSpecs[candidate.source], let b = teacherSpecs[candidate.source],
+                      widths(a) != widths(b) else { continue }
+            case .names:
+                guard requested.contains(candidate.tap) || requested.contains(candidate.source) else { continue }
+                matched.insert(requested.contains(candidate.tap) ? candidate.tap : candidate.source)
+            }
+            pairs.append(DistillationPair(
+                name: candidate.tap, studentIndex: candidate.index, teacherIndex: partner.index,
+                studentFeatures: student.network.layers[candidate.index].outputShape.count,
+                teacherFeatures: teacher.network.layers[partner.index].outputShape.count))
+        }
+        if case .names = selection, let missing = requested.subtracting(matched).sorted().first {
+            throw ReparoError.invalidArgument("options.kd_layers: \"\(missing)\" is not a conv, its ReLU or a residual block present in both student and teacher")
+        }
+        guard !pairs.isEmpty else {
+            throw ReparoError.invalidArgument("options.kd_layers: no layer pairs to distill (the student has no pruned layers?); use \"all\" or list names")
+        }
+        return pairs
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import ReparoCore
+
+/// `reparo-cli`: the whole workflow from a shell. `reproduce` is the main job.
+@main
+struct ReparoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reparo-cli",
+        abstract: "Restore the accuracy of pruned CNNs by linear over-parameterization (Qian et al. 2022).",
+        version: Reparo.version,
+        subcommands: [Reproduce.self, Train.self, Evaluate.self, Info.self],
+        defaultSubcommand: nil
+    )
+}
+
+/// Where a command reads its data.
+struct DataOptions: ParsableArguments {
+    @Option(help: "Dataset: digits (bundled), mnist or cifar10.")
+    var dataset = "digits"
+    @Option(help: "Directory of the dataset files (default for digits: the bundled data/).")
+    var dataPath: String?
+
+    func load(_ split: String) throws -> Dataset {
+        try DatasetCatalog.load(kind: dataset, path: dataPath, split: split)
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "No progress output.")
+    var quiet = false
+    @Flag(help: "Machine-readable JSON results on stdout.")
+    var json = false
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Train a model from a spec and save it.")
+    @OptionGroup var data: DataOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: "Model spec JSON, or a preset name (vgg16, resnet20, resnet56).")
+    var spec = Experiment.digitsSpec
+    @Option(help: "Epochs.") var epochs = 30
+    @Option(help: "Mini-batch size.") var batchSize = 64
+    @Option(help: "Trainer options JSON (see reparo.h); epochs set total_steps for cosine.")
+    var options = #"{"lr":0.05,"schedule":"cosine"}"#
+    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(name: .shortAndLong, help: "Where to save the model (.safetensors).") var out = "model.safetensors"
+
+    func run() throws {
+        let train = try data.load("train"), test = try data.load("test")
+        let model = try Model(specJSON: Experiment.resolveSpec(spec, for: train), seed: seed)
+        let reporter = ProgressReporter(quiet: output.quiet || output.json, label: "train")
+        let elapsed = try Experiment.train(model, teacher: nil, data: train, epochs: epochs, batchSize: batchSize,
+                                           options: options, seed: seed, reporter: reporter)
+        let result = try model.evaluate(test)
+        try model.save(path: out)
+        if output.json {
+            print(jsonText(["accuracy": result.accuracy, "loss": result.loss, "seconds": elapsed, "path": out]))
+        } else {
+            print(String(format: "test accuracy %.2f%%  loss %.4f  (%.1f s)  saved %@", result.accuracy * 100, result.loss, elapsed, out))
+        }
+    }
+}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Test accuracy of a saved model.")
+    @OptionGroup var data: DataOptions
+    @Option(help: "Split to evaluate.") var split = "test"
+    @Argument(help: "Model file.") var model: String
+
+    func run() throws {
+        let loaded = try Model.load(path: model)
+        let result = try loaded.evaluate(data.load(split))
+        print(String(format: "accuracy %.2f%%  loss %.4f", result.accuracy * 100, result.loss))
+    }
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Describe a saved model (JSON).")
+    @Argument(help: "Model file.") var model: String
+
+    func run() throws { print(try Model.load(path: model).describe()) }
+}

@@ -1,0 +1,214 @@
+/*
+ * reparo.h — the C API of Reparo: restore the accuracy of pruned CNNs by linear
+ * over-parameterization (Qian et al., arXiv 2204.11444).
+ *
+ * Workflow: create or load a dense model → train it → reparo_prune → reparo_expand →
+ * fine-tune with a reparo_trainer (cross-entropy + similarity-preserving distillation
+ * against the dense teacher) → reparo_collapse → reparo_infer / reparo_model_save.
+ *
+ * Conventions
+ *  - Every fallible call returns a reparo_status (0 = REPARO_OK). On failure the message is
+ *    available from reparo_last_error() on the same thread, and every object passed in is left
+ *    exactly as it was.
+ *  - Outputs go through the last pointer arguments; they are written only on success.
+ *  - Tensors are float32, NCHW, contiguous. Buffer capacities are counted in elements.
+ *  - Options are JSON objects (NULL or "" = all defaults). Unknown keys, wrong types and
+ *    out-of-range values are rejected with REPARO_ERR_INVALID_ARGUMENT naming the key.
+ *  - Handles are opaque; a freed or foreign handle is detected and rejected
+ *    (REPARO_ERR_INVALID_ARGUMENT) rather than dereferenced. *_free(NULL) is a no-op.
+ *  - Thread safety: a model may be read by many threads at once (reparo_infer,
+ *    reparo_evaluate, reparo_model_save, reparo_model_clone, reparo_model_describe). Calls that
+ *    change a model (reparo_expand, reparo_collapse, reparo_trainer_step on a trainer that
+ *    owns it as student) must not run concurrently with any other call on that model.
+ *    A trainer is used by one thread at a time.
+ */
+#ifndef REPARO_H
+#define REPARO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int32_t reparo_status; /* 0 = REPARO_OK; positive codes below */
+
+enum {
+    REPARO_OK = 0,
+    REPARO_ERR_INVALID_ARGUMENT = 1, /* NULL, size, shape, handle, option or spec field is wrong */
+    REPARO_ERR_IO = 2,               /* file missing, unreadable, unwritable, or a directory */
+    REPARO_ERR_FORMAT = 3,           /* malformed weights or dataset file */
+    REPARO_ERR_STATE = 4,            /* the model is not in a state that allows the call */
+    REPARO_ERR_NUMERIC = 5,          /* non-finite loss or gradient; nothing was changed */
+    REPARO_ERR_OUT_OF_MEMORY = 6,    /* allocation failed or exceeds the size limits */
+    REPARO_ERR_INTERNAL = 7          /* a bug in Reparo: please report it */
+};
+
+typedef struct reparo_model reparo_model;     /* opaque */
+typedef struct reparo_trainer reparo_trainer; /* opaque */
+typedef struct reparo_dataset reparo_dataset; /* opaque */
+
+/* Result of one training step. kd_loss is 0 when distillation is off; accuracy is the
+ * fraction of the batch classified correctly (before the update); step counts from 1. */
+typedef struct {
+    float loss, ce_loss, kd_loss, accuracy, learning_rate;
+    int64_t step;
+} reparo_step_result;
+
+/* ---------------------------------------------------------------------------------------
+ * Library
+ * ------------------------------------------------------------------------------------- */
+
+/* Version string, e.g. "0.1.0". Static storage; never NULL. */
+const char *reparo_version(void);
+
+/* Message of this thread's last failed call; "" if none. Valid until this thread's next
+ * Reparo call. Never NULL. */
+const char *reparo_last_error(void);
+
+/* Name of a status code ("REPARO_ERR_IO", ...). Static storage; never NULL. */
+const char *reparo_status_name(reparo_status status);
+
+/* ---------------------------------------------------------------------------------------
+ * Models
+ * ------------------------------------------------------------------------------------- */
+
+/* Creates a model with freshly initialized weights (Kaiming-normal convs, seeded).
+ * spec_json: a preset {"preset":"vgg16"|"resnet20"|"resnet56", "classes":10,
+ *   "input":[3,32,32], "width":1.0} or a generic spec {"input":[C,H,W], "classes":K,
+ *   "layers":[{"type":"conv","out":16,"kernel":3,"stride":1,"padding":1,"bias":false},
+ *   {"type":"batchnorm"}, {"type":"relu"}, {"type":"maxpool","kernel":2,"stride":2},
+ *   {"type":"avgpool"} (global when no kernel), {"type":"flatten"},
+ *   {"type":"linear","out":K,"bias":true}, {"type":"basic_block","out":32,"stride":2}]}.
+ *   Every layer may carry a "name". The last layer's outputs must equal "classes".
+ * Errors: INVALID_ARGUMENT naming the offending field; OUT_OF_MEMORY for absurd sizes.
+ * The caller owns *out_model (reparo_model_free). */
+reparo_status reparo_model_create(const char *spec_json, uint64_t seed, reparo_model **out_model);
+
+/* Loads a model saved by reparo_model_save (safetensors with the spec and state in its
+ * metadata). Errors: IO (missing, directory, unreadable), FORMAT (any defect: the file is
+ * validated before it is trusted). The caller owns *out_model. */
+reparo_status reparo_model_load(const char *path, reparo_model **out_model);
+
+/* Saves the model in any state as safetensors (PyTorch tensor names, F32). Atomic: written
+ * to a temporary file in the same directory, synced, then renamed over `path`; on failure
+ * the previous file at `path` is untouched. Errors: INVALID_ARGUMENT, IO. */
+reparo_status reparo_model_save(const reparo_model *model, const char *path);
+
+/* Deep copy (weights, BatchNorm statistics, state). The caller owns *out_model. */
+reparo_status reparo_model_clone(const reparo_model *model, reparo_model **out_model);
+
+/* Writes a JSON description: {"state","input":[C,H,W],"classes","parameters","flops",
+ * "layers":[{"name","type","input":[..],"output":[..],"weight":[..],"chain":[[..],..]},..]}.
+ * "flops" counts forward multiply-adds for one image. The text is NUL-terminated and
+ * truncated to capacity-1 characters; *out_length receives the full length (without the NUL),
+ * so a caller may ask with buffer NULL and capacity 0 first. out_length may be NULL. */
+reparo_status reparo_model_describe(const reparo_model *model, char *buffer, size_t capacity,
+                                    size_t *out_length);
+
+/* Input shape [C, H, W] and number of classes of the model. Any output pointer may be NULL. */
+reparo_status reparo_model_shape(const reparo_model *model, int32_t *out_channels, int32_t *out_height,
+                                 int32_t *out_width, int32_t *out_classes);
+
+/* Frees a model. NULL is a no-op. A model must not be freed while a trainer uses it. */
+void reparo_model_free(reparo_model *model);
+
+/* ---------------------------------------------------------------------------------------
+ * Inference and evaluation (thread-safe on a shared model)
+ * ------------------------------------------------------------------------------------- */
+
+/* Eval-mode forward pass. images: batch × C × H × W floats (NCHW). Writes batch × classes
+ * logits; out_capacity (floats) must be at least that. batch in 1 ... 65536. */
+reparo_status reparo_infer(const reparo_model *model, const float *images, int32_t batch,
+                           float *out_logits, size_t out_capacity);
+
+/* Eval-mode accuracy and mean cross-entropy over `count` labelled images, processed in
+ * chunks of at most 256. Either output pointer may be NULL. */
+reparo_status reparo_evaluate(const reparo_model *model, const float *images, const int32_t *labels,
+                              int64_t count, float *out_accuracy, float *out_loss);
+
+/* ---------------------------------------------------------------------------------------
+ * Training
+ * ------------------------------------------------------------------------------------- */
+
+/* Creates an SGD trainer that updates `student` in place. `teacher` (may be NULL) is the
+ * frozen dense model for similarity-preserving distillation; it is only read and must
+ * outlive the trainer, as must the student. options_json (NULL = defaults):
+ *   "lr": 0.05            base learning rate (> 0)
+ *   "momentum": 0.9       in [0, 1)
+ *   "nesterov": false
+ *   "weight_decay": 5e-4  L2 on conv/linear weights (not on biases or BatchNorm)
+ *   "schedule": "constant" | "step" | "cosine"   (default "constant")
+ *   "total_steps": 0      steps of the run; required (> 0) for "cosine"
+ *   "step_size": 1000, "gamma": 0.1   for "step": lr × gamma every step_size steps
+ *   "augment": {"crop_padding": 0, "flip": false}   random crop with zero padding, h-flip
+ *   "kd_weight": 0        weight of the SP-KD loss (averaged over layer pairs); needs a teacher
+ *   "kd_layers": "pruned" | [names]   student layers paired with the teacher's
+ *   "clip_norm": 0        clip the global gradient norm (0 = off)
+ *   "seed": 0             augmentation randomness
+ *   "threads": 0          BLAS/compute threads (0 = all cores)
+ * Errors: INVALID_ARGUMENT (options, teacher whose input/classes differ), STATE.
+ * The caller owns *out_trainer (reparo_trainer_free). */
+reparo_status reparo_trainer_create(reparo_model *student, const reparo_model *teacher,
+                                    const char *options_json, reparo_trainer **out_trainer);
+
+/* One SGD step on a batch: images batch × C × H × W, labels in [0, classes). Errors:
+ * INVALID_ARGUMENT (sizes, labels), NUMERIC (non-finite loss or gradient: weights,
+ * BatchNorm statistics and optimizer state are left as they were). out_result may be NULL. */
+reparo_status reparo_trainer_step(reparo_trainer *trainer, const float *images, const int32_t *labels,
+                                  int32_t batch, reparo_step_result *out_result);
+
+/* Frees a trainer (not its models). NULL is a no-op. */
+void reparo_trainer_free(reparo_trainer *trainer);
+
+/* ---------------------------------------------------------------------------------------
+ * The method: prune, expand, collapse
+ * ------------------------------------------------------------------------------------- */
+
+/* Structured (filter-level) pruning of a dense model into a new, smaller model; `dense` is
+ * not changed. options_json: {"ratio":0.5, "criterion":"l1"|"l2"|"bn_gamma"|"random",
+ * "seed":0, "layers":{"<conv name>":ratio,...}, "residual":"block"|"coupled"}.
+ * The caller owns *out_pruned. Errors: INVALID_ARGUMENT, STATE (already expanded). */
+reparo_status reparo_prune(const reparo_model *dense, const char *options_json, reparo_model **out_pruned);
+
+/* Expands each selected conv (and optionally linear) layer, in place, into a chain of three
+ * linear factors (1×1 → k×k → 1×1, widths r·Cin and r·Cout) whose product is the original
+ * weight, so outputs are unchanged. options_json: {"rate":4, "layers":"conv"|"all"|[names],
+ * "seed":0}. Errors: STATE (already expanded), INVALID_ARGUMENT. */
+reparo_status reparo_expand(reparo_model *model, const char *options_json);
+
+/* Multiplies every expanded chain back into one layer of the compact shape, in place.
+ * options_json: {"fold_batchnorm": false} (true also folds each BatchNorm into the conv
+ * before it, for inference). Errors: STATE (nothing to collapse), INVALID_ARGUMENT. */
+reparo_status reparo_collapse(reparo_model *model, const char *options_json);
+
+/* ---------------------------------------------------------------------------------------
+ * Datasets (the bundled digits, MNIST IDX, CIFAR-10 binary)
+ * ------------------------------------------------------------------------------------- */
+
+/* Loads a labelled image set. kind: "digits" (the bundled UCI digits, 1×8×8; path NULL finds
+ * the bundled data/ directory or $REPARO_DATA), "mnist" (directory with the IDX files) or
+ * "cifar10" (directory with the binary batches). split: "train" or "test".
+ * Images are standardized per channel with the training split's mean and std.
+ * The caller owns *out_dataset (reparo_dataset_free). Errors: INVALID_ARGUMENT, IO, FORMAT. */
+reparo_status reparo_dataset_load(const char *kind, const char *path, const char *split,
+                                  reparo_dataset **out_dataset);
+
+/* Number of samples, sample shape and classes. Any output pointer may be NULL. */
+reparo_status reparo_dataset_info(const reparo_dataset *dataset, int64_t *out_count, int32_t *out_channels,
+                                  int32_t *out_height, int32_t *out_width, int32_t *out_classes);
+
+/* Borrowed pointers to the images (count × C × H × W floats) and labels (count int32s), valid
+ * until reparo_dataset_free. Either output pointer may be NULL. */
+reparo_status reparo_dataset_data(const reparo_dataset *dataset, const float **out_images,
+                                  const int32_t **out_labels);
+
+/* Frees a dataset. NULL is a no-op. */
+void reparo_dataset_free(reparo_dataset *dataset);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REPARO_H */
