@@ -22,6 +22,8 @@ struct Reproduce: ParsableCommand {
     @Option(help: "Expansion rate r.") var rate = 4
     @Option(help: "SP-KD weight (averaged over layer pairs).") var kdWeight = Experiment.defaultKDWeight
     @Option(help: "Fine-tuning learning rate (cosine schedule).") var learningRate = 0.01
+    @Option(help: "Variants to run, comma-separated (vanilla, expand+spkd, expand, spkd).")
+    var variants = "vanilla,expand+spkd,expand,spkd"
     @Option(help: "Directory for reproduce.csv, reproduce.png and teacher.safetensors.") var outDir = "results"
 
     enum Variant: String, CaseIterable {
@@ -48,6 +50,12 @@ struct Reproduce: ParsableCommand {
                 throw ValidationError("--ratios: \"\(text)\" is not a ratio in (0, 1)")
             }
             return value
+        }
+        let variantList = try variants.split(separator: ",").map { text -> Variant in
+            guard let variant = Variant(rawValue: String(text)) else {
+                throw ValidationError("--variants: \"\(text)\" is not one of \(Variant.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return variant
         }
         guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
         let reporter = ProgressReporter(quiet: output.quiet || output.json, label: "")
@@ -76,7 +84,7 @@ struct Reproduce: ParsableCommand {
             options.ratio = ratio
             let pruned = try Pruning.prune(dense, options: options)
             prunedAccuracy[ratio] = try pruned.evaluate(test).accuracy
-            for variant in Variant.allCases {
+            for variant in variantList {
                 var row = Row(ratio: ratio, variant: variant, accuracies: [], seconds: [],
                               parameters: pruned.parameterCount, flops: pruned.multiplyAdds)
                 for seed in 0..<seeds {
@@ -102,7 +110,7 @@ struct Reproduce: ParsableCommand {
                     row.seconds.append(Date().timeIntervalSince(start))
                 }
                 rows.append(row)
-                reporter.note(String(format: "ratio %.2f  %-12@ %@", ratio, variant.rawValue, Self.meanStd(row.accuracies)))
+                reporter.note(String(format: "ratio %.2f  ", ratio) + Self.padded(variant.rawValue, 13) + Self.meanStd(row.accuracies))
             }
         }
         let total = Date().timeIntervalSince(started)
@@ -122,6 +130,10 @@ struct Reproduce: ParsableCommand {
                      plotted ? "; plot: \(outDir)/reproduce.png" : " (no plot: python3 with matplotlib not found)"))
     }
 
+    static func padded(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+    }
+
     static func meanStd(_ values: [Double]) -> String {
         let mean = values.reduce(0, +) / Double(values.count)
         let variance = values.count > 1 ? values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1) : 0
@@ -136,8 +148,9 @@ struct Reproduce: ParsableCommand {
         ]
         for row in rows {
             let seconds = row.seconds.reduce(0, +) / Double(row.seconds.count)
-            lines.append(String(format: "%.2f   %-13@  %@                    %-9d %-11d %.1f", row.ratio,
-                                row.variant.rawValue, Self.meanStd(row.accuracies), row.parameters, row.flops, seconds))
+            lines.append(String(format: "%.2f   ", row.ratio) + Self.padded(row.variant.rawValue, 15)
+                         + Self.padded(Self.meanStd(row.accuracies), 42)
+                         + String(format: "%-9d %-11d %.1f", row.parameters, row.flops, seconds))
         }
         for ratio in pruned.keys.sorted() {
             lines.append(String(format: "ratio %.2f before fine-tuning: %.2f%%", ratio, (pruned[ratio] ?? 0) * 100))

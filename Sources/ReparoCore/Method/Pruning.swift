@@ -203,9 +203,10 @@ public enum Pruning {
         if let unknown = options.layerRatios.keys.sorted().first(where: { !convNames.contains($0) }) {
             throw ReparoError.invalidArgument("options.layers: \"\(unknown)\" is not a conv layer of the model")
         }
-        var newWidths: [String: Int] = [:]
+        // Rank every group on the dense weights first ("independent" pruning, Li et al. 2017
+        // §3.2), then slice: slicing one group's consumers must not change another's ranking.
+        var plans: [(group: Group, keep: [Int])] = []
         var visited = Set<ObjectIdentifier>()
-        var pruned = 0
         for id in 0..<groups.parent.count {
             let group = groups[id]
             guard visited.insert(ObjectIdentifier(group)).inserted, group.prunable, !group.producers.isEmpty else { continue }
@@ -216,7 +217,10 @@ public enum Pruning {
             let scores = try importance(group, table: table, criterion: options.criterion, generator: &generator)
             // Highest scores stay; ties broken by index so the result is deterministic.
             let ranked = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
-            let keep = ranked.prefix(keepCount).sorted()
+            plans.append((group, ranked.prefix(keepCount).sorted()))
+        }
+        var newWidths: [String: Int] = [:]
+        for (group, keep) in plans {
             for producer in group.producers {
                 try table.slice(producer.conv + ".weight", axis: 0, keep: keep)
                 if table.has(producer.conv + ".bias") { try table.slice(producer.conv + ".bias", axis: 0, keep: keep) }
@@ -230,8 +234,8 @@ public enum Pruning {
             for consumer in group.consumers {
                 try table.slice(consumer.layer + ".weight", axis: 1, keep: keep, block: consumer.spatial)
             }
-            pruned += 1
         }
+        let pruned = plans.count
         guard pruned > 0 else {
             throw ReparoError.invalidArgument("nothing to prune: no prunable conv loses a filter at ratio \(options.ratio)")
         }

@@ -9,7 +9,7 @@ public struct JSONObject {
 
     /// Maximum nesting accepted before parsing, so a hostile document cannot exhaust the stack.
     public static let maximumDepth = 64
-    public static let maximumLength = 16 << 20
+    public static let maximumLength = 1 << 20
 
     public init(fields: [String: Any], context: String) {
         self.fields = fields

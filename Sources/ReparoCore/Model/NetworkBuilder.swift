@@ -50,9 +50,32 @@ enum NetworkBuilder {
         return Sequential(name: name, input: input, layers: layers)
     }
 
+    /// Refuses a weight of `factors` elements before it is allocated.
+    static func checkWeight(_ factors: [Int], layer: String) throws {
+        var total = 1
+        for factor in factors {
+            let (product, overflow) = total.multipliedReportingOverflow(by: factor)
+            guard !overflow, product <= maximumParameters else {
+                throw ReparoError.invalidArgument("layer \"\(layer)\": weight \(factors) exceeds the limit of \(maximumParameters) parameters")
+            }
+            total = product
+        }
+    }
+
     static func buildLayer(_ spec: LayerSpec, input: FeatureShape, names: inout Set<String>,
                            budget: inout Budget) throws -> Layer {
         let where_ = "layer \"\(spec.name)\""
+        if spec.kind == .conv || spec.kind == .linear {
+            let inputs = spec.kind == .conv ? input.channels : input.count
+            let taps = spec.kind == .conv ? spec.kernel * spec.kernel : 1
+            if let chain = spec.chain {
+                try checkWeight([chain[0], inputs], layer: spec.name)
+                try checkWeight([chain[1], chain[0], taps], layer: spec.name)
+                try checkWeight([spec.out, chain[1]], layer: spec.name)
+            } else {
+                try checkWeight([spec.out, inputs, taps], layer: spec.name)
+            }
+        }
         switch spec.kind {
         case .conv:
             guard input.height + 2 * spec.padding >= spec.kernel, input.width + 2 * spec.padding >= spec.kernel else {

@@ -1,0 +1,170 @@
+import Foundation
+import Testing
+@testable import ReparoCore
+
+/// Expand and collapse are output-preserving. Tolerance 1e-5 relative (max |Δ| / max |y|):
+/// the factors are products with semi-orthogonal matrices computed in Double and rounded to
+/// float32 once, so the chain differs from the compact layer by a few float32 ulps per
+/// layer; measured errors are ~1e-6 on these networks.
+@Suite("Expansion and collapse")
+struct ExpansionCollapseTests {
+    static func expanded(_ model: Model, _ options: String = "{}") throws -> Model {
+        try Expansion.expand(model, options: ExpandOptions.parse(options))
+    }
+
+    @Test("expanded output equals compact output in eval and train mode, every spec")
+    func expansionIsExact() throws {
+        for (label, specText) in TestSupport.equivalenceSpecs {
+            let compact = try Model(specJSON: specText, seed: 11)
+            TestSupport.randomizeBatchNorm(compact, seed: 12)
+            let expanded = try Self.expanded(compact, #"{"rate":2,"layers":"all","seed":5}"#)
+            #expect(expanded.state == .expanded)
+            let batch = 4
+            let images = TestSupport.randomImages(batch * compact.inputShape.count, seed: 13)
+            let error = TestSupport.relativeError(try expanded.infer(images, batch: batch), try compact.infer(images, batch: batch))
+            #expect(error <= 1e-5, "\(label) eval: relative error \(error)")
+            // Training mode: batch statistics; both networks see the same conv outputs.
+            let trainError = try Self.trainModeError(compact, expanded, images: images, batch: batch)
+            #expect(trainError <= 1e-5, "\(label) train: relative error \(trainError)")
+        }
+    }
+
+    static func trainModeError(_ a: Model, _ b: Model, images: [Float], batch: Int) throws -> Double {
+        func run(_ model: Model) throws -> [Float] {
+            let cache = try model.network.makeCache(batch: batch, training: true)
+            var output = [Float](repeating: 0, count: batch * model.classes)
+            images.withUnsafeBufferPointer { x in
+                output.withUnsafeMutableBufferPointer { y in
+                    model.network.forward(x.baseAddress!, y.baseAddress!, cache: cache, training: true)
+                }
+            }
+            return output
+        }
+        return TestSupport.relativeError(try run(b), try run(a))
+    }
+
+    @Test("expansion at the default rate 4 on the bundled digits keeps every prediction")
+    func expansionOnDigits() throws {
+        let test = try TestSupport.bundledDigits("test")
+        let compact = try Model(specJSON: TestSupport.digitsSpec, seed: 2)
+        TestSupport.randomizeBatchNorm(compact, seed: 3)
+        let expanded = try Self.expanded(compact)
+        let batch = 64
+        let images = Array(test.images.prefix(batch * test.shape.count))
+        let error = TestSupport.relativeError(try expanded.infer(images, batch: batch), try compact.infer(images, batch: batch))
+        #expect(error <= 1e-5, "relative error \(error)")
+    }
+
+    @Test("chain shapes follow ExpandNets and every factor is dense (no all-zero blocks)")
+    func chainShapesAndFactors() throws {
+        let compact = try Model(specJSON: TestSupport.smallVGGLike, seed: 1)
+        let expanded = try Self.expanded(compact, #"{"rate":3}"#)
+        let f0 = try #require(TestSupport.parameter(expanded, "layers.0.factors.0.weight"))
+        let f1 = try #require(TestSupport.parameter(expanded, "layers.0.factors.1.weight"))
+        let f2 = try #require(TestSupport.parameter(expanded, "layers.0.factors.2.weight"))
+        #expect(f0.shape == [9, 3, 1, 1])
+        #expect(f1.shape == [27, 9, 3, 3])
+        #expect(f2.shape == [9, 27, 1, 1])
+        #expect(TestSupport.parameter(expanded, "layers.0.factors.2.bias")?.shape == [9])
+        #expect(TestSupport.parameter(expanded, "layers.0.factors.0.bias") == nil)
+        #expect(TestSupport.parameter(expanded, "layers.11.weight") != nil)  // linear untouched by "conv"
+        for factor in [f0, f1, f2] {
+            let zeros = factor.value.array.filter { $0 == 0 }.count
+            #expect(zeros == 0, "\(factor.name) has \(zeros) zero entries")
+        }
+        // Q has orthonormal columns: QᵀQ = I (checked in Double here).
+        let q = f0.value.array.map(Double.init)
+        for i in 0..<3 {
+            for j in 0..<3 {
+                var dot = 0.0
+                for r in 0..<9 { dot += q[r * 3 + i] * q[r * 3 + j] }
+                #expect(abs(dot - (i == j ? 1 : 0)) < 1e-6)
+            }
+        }
+        #expect(expanded.parameterCount > compact.parameterCount)
+    }
+
+    @Test("collapse after real fine-tuning steps equals the expanded network; shapes return to compact")
+    func collapseAfterTraining() throws {
+        for (label, specText) in TestSupport.equivalenceSpecs where label != "resnet56" {
+            let dense = try Model(specJSON: specText, seed: 21)
+            let pruned = try Pruning.prune(dense, options: PruneOptions())
+            let expanded = try Self.expanded(pruned, #"{"layers":"all"}"#)
+            try TestSupport.train(expanded, teacher: dense, options: #"{"lr":0.02,"kd_weight":100}"#, steps: 5)
+            let collapsed = try Collapse.collapse(expanded, options: CollapseOptions())
+            #expect(collapsed.state == .collapsed)
+            var prunedSpec = pruned.spec
+            prunedSpec.state = .collapsed
+            #expect(collapsed.spec == prunedSpec, "\(label)")
+            #expect(collapsed.parameterCount == pruned.parameterCount)
+            let batch = 3
+            let images = TestSupport.randomImages(batch * dense.inputShape.count, seed: 22)
+            let error = TestSupport.relativeError(try collapsed.infer(images, batch: batch), try expanded.infer(images, batch: batch))
+            #expect(error <= 1e-5, "\(label): relative error \(error)")
+        }
+    }
+
+    @Test("collapse is W = F2·F1·F0 per tap: checked against a naive product")
+    func collapseMatchesNaiveProduct() throws {
+        let compact = try Model(specJSON: TestSupport.smallVGGLike, seed: 4)
+        let expanded = try Self.expanded(compact, #"{"rate":2}"#)
+        try TestSupport.train(expanded, steps: 3)
+        let collapsed = try Collapse.collapse(expanded, options: CollapseOptions())
+        let f0 = try #require(TestSupport.parameter(expanded, "layers.3.factors.0.weight"))
+        let f1 = try #require(TestSupport.parameter(expanded, "layers.3.factors.1.weight"))
+        let f2 = try #require(TestSupport.parameter(expanded, "layers.3.factors.2.weight"))
+        let w = try #require(TestSupport.parameter(collapsed, "layers.3.weight"))
+        let (cout, cin, k) = (w.shape[0], w.shape[1], w.shape[2])
+        let (h1, h2) = (f0.shape[0], f1.shape[0])
+        var worst = 0.0, scale = 0.0
+        for o in 0..<cout {
+            for i in 0..<cin {
+                for tap in 0..<(k * k) {
+                    var total = 0.0
+                    for b in 0..<h2 {
+                        for a in 0..<h1 {
+                            total += Double(f2.value.pointer[o * h2 + b]) * Double(f1.value.pointer[(b * h1 + a) * k * k + tap])
+                                * Double(f0.value.pointer[a * cin + i])
+                        }
+                    }
+                    let actual = Double(w.value.pointer[(o * cin + i) * k * k + tap])
+                    worst = max(worst, abs(actual - total))
+                    scale = max(scale, abs(total))
+                }
+            }
+        }
+        #expect(worst / scale < 1e-6, "relative error \(worst / scale)")
+    }
+
+    @Test("folding BatchNorm removes layers and keeps outputs")
+    func foldBatchNorm() throws {
+        for (label, specText) in TestSupport.equivalenceSpecs {
+            let model = try Model(specJSON: specText, seed: 31)
+            TestSupport.randomizeBatchNorm(model, seed: 32)
+            let expanded = try Self.expanded(try Pruning.prune(model, options: PruneOptions()))
+            var options = CollapseOptions()
+            options.foldBatchNorm = true
+            let folded = try Collapse.collapse(expanded, options: options)
+            #expect(!folded.parameters.contains { $0.kind == .runningMean }, "\(label)")
+            let batch = 2
+            let images = TestSupport.randomImages(batch * model.inputShape.count, seed: 33)
+            let error = TestSupport.relativeError(try folded.infer(images, batch: batch), try expanded.infer(images, batch: batch))
+            #expect(error <= 1e-5, "\(label): relative error \(error)")
+        }
+    }
+
+    @Test("wrong states are refused with .state")
+    func states() throws {
+        let model = try Model(specJSON: TestSupport.smallVGGLike, seed: 1)
+        func isState(_ error: any Error) -> Bool {
+            if case ReparoError.state = error { return true }
+            return false
+        }
+        #expect(performing: { try Collapse.collapse(model, options: CollapseOptions()) }, throws: isState)
+        let expanded = try Self.expanded(model)
+        #expect(performing: { try Self.expanded(expanded) }, throws: isState)
+        #expect(throws: ReparoError.self) { try Self.expanded(model, #"{"rate":0}"#) }
+        #expect(throws: ReparoError.self) { try Self.expanded(model, #"{"layers":["nope"]}"#) }
+        #expect(throws: ReparoError.self) { try Self.expanded(model, #"{"rates":2}"#) }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+@testable import ReparoCore
+
+@Suite("Model specs, files and description")
+struct ModelTests {
+    @Test("preset parameter counts match the architectures computed by hand")
+    func presetParameterCounts() throws {
+        // VGG-16 (CIFAR): 13 conv3×3 without bias + BN (γ, β) + Linear 512→10 with bias.
+        let channels = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+        var expected = 0
+        var previous = 3
+        for c in channels { expected += previous * c * 9 + 2 * c; previous = c }
+        expected += 512 * 10 + 10
+        #expect(try Model(specJSON: #"{"preset":"vgg16"}"#, seed: 0).parameterCount == expected)
+        // ResNet-20 with 1×1 projection shortcuts (option B) at the two stage transitions.
+        func resnet(_ blocks: Int) -> Int {
+            var total = 3 * 16 * 9 + 32
+            var input = 16
+            for width in [16, 32, 64] {
+                for block in 0..<blocks {
+                    total += input * width * 9 + 2 * width + width * width * 9 + 2 * width
+                    if block == 0 && input != width { total += input * width + 2 * width }
+                    input = width
+                }
+            }
+            return total + 64 * 10 + 10
+        }
+        #expect(try Model(specJSON: #"{"preset":"resnet20"}"#, seed: 0).parameterCount == resnet(3))
+        #expect(try Model(specJSON: #"{"preset":"resnet56"}"#, seed: 0).parameterCount == resnet(9))
+        // FLOPs (multiply-adds) of a single conv: Cout·H·W·Cin·k².
+        let conv = try Model(specJSON: #"{"input":[3,8,8],"classes":4,"layers":[{"type":"conv","out":4,"kernel":3,"padding":1},{"type":"avgpool"},{"type":"flatten"},{"type":"linear","out":4,"bias":false}]}"#, seed: 0)
+        #expect(conv.multiplyAdds == 4 * 8 * 8 * 3 * 9 + 4 * 64 + 16)
+    }
+
+    @Test("bad specs are rejected with a message naming the field", arguments: [
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv2d","out":4}]}"#, "type"),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":-4}]}"#, "out"),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":4,"kernel":9}]}"#, "kernel"),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"maxpool","kernel":2},{"type":"maxpool","kernel":2},{"type":"maxpool","kernel":2},{"type":"maxpool","kernel":2}]}"#, "max-pool"),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","out":9}]}"#, "classes"),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":65536,"kernel":3},{"type":"conv","out":65536,"kernel":3}]}"#, "parameters"),
+        (#"{"input":[3,4096,4096],"classes":10,"layers":[{"type":"conv","out":64,"kernel":3,"padding":1}]}"#, "activations"),
+        (#"{"preset":"vgg17"}"#, "preset"),
+        (#"{"preset":"vgg16","input":[3,8,8]}"#, "max-pool"),
+        (#"{"input":[1,8,8],"layers":[],"classes":10}"#, "layers"),
+        (#"{"input":[1,8],"classes":10,"layers":[{"type":"flatten"}]}"#, "input"),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":4,"kernal":3}]}"#, "kernal"),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":4.5}]}"#, "out"),
+        (#"[1,2,3]"#, "object"),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":true}]}"#, "out"),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":4,"bias":1}]}"#, "bias"),
+        (#"{"input":[1,8,8],"classes":10,"layers":["#, "JSON"),
+        (String(repeating: "[", count: 10_000), "nested"),
+    ])
+    func badSpecs(spec: String, mentions: String) {
+        do {
+            _ = try Model(specJSON: spec, seed: 0)
+            Issue.record("accepted: \(spec.prefix(80))")
+        } catch let error as ReparoError {
+            guard case .invalidArgument(let message) = error else {
+                Issue.record("wrong error \(error) for \(spec.prefix(80))")
+                return
+            }
+            #expect(message.contains(mentions), "message \"\(message)\" does not mention \(mentions)")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test("save → load → infer is bit-identical in every state, and the file says so")
+    func roundTripEveryState() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reparo-roundtrip-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let dense = try Model(specJSON: TestSupport.smallResNet, seed: 5)
+        TestSupport.randomizeBatchNorm(dense, seed: 6)
+        let pruned = try Pruning.prune(dense, options: PruneOptions())
+        let expanded = try Expansion.expand(pruned, options: ExpandOptions())
+        let collapsed = try Collapse.collapse(expanded, options: CollapseOptions())
+        let images = TestSupport.randomImages(2 * dense.inputShape.count, seed: 7)
+        for model in [dense, pruned, expanded, collapsed] {
+            let path = "\(directory)/\(model.state.rawValue).safetensors"
+            try model.save(path: path)
+            let loaded = try Model.load(path: path)
+            #expect(loaded.state == model.state)
+            #expect(loaded.spec == model.spec)
+            #expect(try loaded.infer(images, batch: 2) == model.infer(images, batch: 2), "\(model.state)")
+            #expect(try loaded.snapshot().map { $0.values.array } == model.snapshot().map { $0.values.array })
+        }
+    }
+
+    @Test("a file whose tensors disagree with its spec is a format error")
+    func specTensorMismatch() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("reparo-mismatch-\(getpid()).safetensors").path
+        defer { unlink(path) }
+        let model = try Model(specJSON: TestSupport.digitsSpec, seed: 1)
+        var tensors = model.namedTensors
+        tensors.removeLast()
+        try SafeTensors.write(path: path, metadata: ["spec": model.spec.jsonText], tensors: tensors)
+        #expect(performing: { try Model.load(path: path) }, throws: { error in
+            guard case ReparoError.format(let message) = error else { return false }
+            return message.contains("missing")
+        })
+        try SafeTensors.write(path: path, metadata: ["spec": #"{"preset":"nope"}"#], tensors: model.namedTensors)
+        #expect(performing: { try Model.load(path: path) }, throws: { error in
+            if case ReparoError.format = error { return true }
+            return false
+        })
+        try SafeTensors.write(path: path, metadata: [:], tensors: model.namedTensors)
+        #expect(throws: ReparoError.self) { try Model.load(path: path) }
+    }
+
+    @Test("describe reports state, shapes, parameters, FLOPs and chains")
+    func describe() throws {
+        let model = try Model(specJSON: TestSupport.smallVGGLike, seed: 1)
+        let expanded = try Expansion.expand(try Pruning.prune(model, options: PruneOptions()), options: ExpandOptions())
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(expanded.describe().utf8)) as? [String: Any])
+        #expect(object["state"] as? String == "expanded")
+        #expect(object["input"] as? [Int] == [3, 12, 12])
+        #expect(object["classes"] as? Int == 7)
+        #expect(object["parameters"] as? Int == expanded.parameterCount)
+        #expect(object["flops"] as? Int == expanded.multiplyAdds)
+        let layers = try #require(object["layers"] as? [[String: Any]])
+        let first = try #require(layers.first)
+        #expect(first["weight"] as? [Int] == [5, 3, 3, 3])
+        #expect(first["chain"] as? [[Int]] == [[12, 3, 1, 1], [20, 12, 3, 3], [5, 20, 1, 1]])
+    }
+}

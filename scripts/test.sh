@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test: the Swift suite, then (against the release libreparo.so) the Python
+# bindings' tests, which also build and run the C examples and the README's commands.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== Swift tests"
+swift build --build-tests
+swift test --skip-build
+echo "== Release library and CLI"
+bash scripts/build.sh
+echo "== Python, C examples, README"
+python3 -m pytest -q bindings/python/tests
