@@ -143,7 +143,8 @@ reparo_status reparo_evaluate(const reparo_model *model, const float *images, co
  *   "total_steps": 0      steps of the run; required (> 0) for "cosine"
  *   "step_size": 1000, "gamma": 0.1   for "step": lr × gamma every step_size steps
  *   "augment": {"crop_padding": 0, "flip": false}   random crop with zero padding, h-flip
- *   "kd_weight": 0        weight of the SP-KD loss (averaged over layer pairs); needs a teacher
+ *   "kd_weight": 300 with a teacher, else 0   weight of the SP-KD loss (averaged over the
+ *                         layer pairs; 0 = off); > 0 needs a teacher
  *   "kd_layers": "pruned" | [names]   student layers paired with the teacher's
  *   "clip_norm": 0        clip the global gradient norm (0 = off)
  *   "seed": 0             augmentation randomness

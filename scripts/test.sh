@@ -3,6 +3,7 @@
 # bindings' tests, which also build and run the C examples and the README's commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
 echo "== Swift tests"
 swift build --build-tests
 swift test --skip-build

@@ -42,7 +42,7 @@ enum Experiment {
 
 extension Experiment {
     /// SP-KD weight used by `reproduce` unless given (see README: chosen from a sweep).
-    static let defaultKDWeight = 300.0
+    static let defaultKDWeight = TrainerOptions.defaultKDWeight
 
     /// Finds scripts/NAME by walking up from the current directory.
     static func locateScript(_ name: String) -> String? {

@@ -117,6 +117,10 @@ struct TrainingTests {
         let options = try TrainerOptions.parse(#"{"kd_weight":10}"#)
         #expect(throws: ReparoError.self) { try Trainer(student: pruned, teacher: nil, options: options) }
         let trainer = try Trainer(student: pruned, teacher: dense, options: options)
+        #expect(trainer.kdWeight == 10)
+        #expect(try Trainer(student: pruned, teacher: dense, options: TrainerOptions()).kdWeight == TrainerOptions.defaultKDWeight)
+        #expect(try Trainer(student: pruned, teacher: nil, options: TrainerOptions()).kdWeight == 0)
+        #expect(try Trainer(student: pruned, teacher: dense, options: TrainerOptions.parse(#"{"kd_weight":0}"#)).distilledLayers.isEmpty)
         #expect(trainer.distilledLayers == ["layers.2", "layers.5", "layers.9"])
         let expanded = try Expansion.expand(pruned, options: ExpandOptions())
         #expect(try Trainer(student: expanded, teacher: dense, options: options).distilledLayers.count == 3)

@@ -11,6 +11,8 @@ public final class Trainer {
     public let teacher: Model?
     public let options: TrainerOptions
     public private(set) var step = 0
+    /// Effective SP-KD weight (the option, or its default when a teacher is given).
+    public let kdWeight: Double
     let pairs: [DistillationPair]
 
     private let trainable: [Parameter]
@@ -65,7 +67,8 @@ public final class Trainer {
         self.student = student
         self.teacher = teacher
         self.options = options
-        if options.kdWeight > 0 {
+        kdWeight = options.kdWeight ?? (teacher == nil ? 0 : TrainerOptions.defaultKDWeight)
+        if kdWeight > 0 {
             guard let teacher else {
                 throw ReparoError.invalidArgument("options.kd_weight: distillation needs a teacher model")
             }
@@ -126,7 +129,7 @@ public final class Trainer {
         if let teacher, let teacherCache = plan.teacherCache, let teacherLogits = plan.teacherLogits,
            let similarity = plan.similarity {
             teacher.network.forward(input, teacherLogits.pointer, cache: teacherCache, training: false)
-            let weight = Float(options.kdWeight / Double(pairs.count))
+            let weight = Float(kdWeight / Double(pairs.count))
             for (pair, gradient) in zip(pairs, plan.distillationGradients) {
                 let loss = similarity.compute(
                     student: network.output(pair.studentIndex, cache: plan.studentCache), studentFeatures: pair.studentFeatures,
@@ -139,7 +142,7 @@ public final class Trainer {
         network.backward(input, plan.logits.pointer, plan.logitGradient.pointer, nil, cache: plan.studentCache) { index, gradient in
             if let extra = tapped[index] { Vector.add(extra.pointer, into: gradient, count: extra.count) }
         }
-        let loss = crossEntropy + options.kdWeight * distillation
+        let loss = crossEntropy + kdWeight * distillation
         guard loss.isFinite, trainable.allSatisfy({ $0.gradient.map { Vector.allFinite($0.pointer, count: $0.count) } ?? true }) else {
             for (statistic, backup) in zip(runningStatistics, runningBackup) {
                 statistic.value.pointer.update(from: backup.pointer, count: statistic.count)
