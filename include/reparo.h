@@ -148,7 +148,11 @@ reparo_status reparo_evaluate(const reparo_model *model, const float *images, co
  *   "kd_layers": "pruned" | [names]   student layers paired with the teacher's
  *   "clip_norm": 0        clip the global gradient norm (0 = off)
  *   "seed": 0             augmentation randomness
- *   "threads": 0          BLAS/compute threads (0 = all cores)
+ *   "threads": 0          BLAS/compute threads (0 = all cores; process-wide)
+ *   "chain_mode": "auto" | "naive" | "online"   how expanded chains are trained: "naive" runs
+ *                         the three factors; "online" collapses them once per step, runs one
+ *                         compact conv and maps its weight gradient back onto the factors (same
+ *                         gradients, far cheaper); "auto" picks per layer by multiply-add count
  * Errors: INVALID_ARGUMENT (options, teacher whose input/classes differ), STATE.
  * The caller owns *out_trainer (reparo_trainer_free). */
 reparo_status reparo_trainer_create(reparo_model *student, const reparo_model *teacher,

@@ -51,6 +51,7 @@ struct ModelTests {
         (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":true}]}"#, "out"),
         (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":4,"bias":1}]}"#, "bias"),
         (#"{"input":[1,8,8],"classes":10,"layers":["#, "JSON"),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":4,},]}"#, "JSON"),
         (String(repeating: "[", count: 10_000), "nested"),
     ])
     func badSpecs(spec: String, mentions: String) {

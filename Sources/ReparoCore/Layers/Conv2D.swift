@@ -12,8 +12,17 @@ public final class Conv2D: Layer {
     public let weight: Parameter
     public let bias: Parameter?
 
-    public init(name: String, input: FeatureShape, outputChannels: Int, kernelSize: Int, stride: Int,
-                padding: Int, bias: Bool) throws {
+    public convenience init(name: String, input: FeatureShape, outputChannels: Int, kernelSize: Int, stride: Int,
+                            padding: Int, bias: Bool) throws {
+        let biasParameter = bias ? try Parameter(name: name + ".bias", shape: [outputChannels], kind: .bias) : nil
+        try self.init(name: name, input: input, outputChannels: outputChannels, kernelSize: kernelSize, stride: stride,
+                      padding: padding, sharedBias: biasParameter)
+    }
+
+    /// A conv whose bias is an existing parameter (the online-collapsed chain uses the bias of
+    /// its last factor, so gradients land there).
+    init(name: String, input: FeatureShape, outputChannels: Int, kernelSize: Int, stride: Int,
+         padding: Int, sharedBias: Parameter?) throws {
         self.name = name
         self.inputShape = input
         self.kernelSize = kernelSize
@@ -24,7 +33,7 @@ public final class Conv2D: Layer {
         self.outputShape = FeatureShape(channels: outputChannels, height: outputHeight, width: outputWidth)
         self.weight = try Parameter(name: name + ".weight",
                                     shape: [outputChannels, input.channels, kernelSize, kernelSize], kind: .weight)
-        self.bias = bias ? try Parameter(name: name + ".bias", shape: [outputChannels], kind: .bias) : nil
+        self.bias = sharedBias
     }
 
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }

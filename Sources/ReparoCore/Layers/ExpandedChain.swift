@@ -1,35 +1,180 @@
 /// A compact conv or linear layer over-parameterized as three consecutive linear factors
-/// (ExpandNets, Guo et al. 2020; Qian et al. 2022): for a conv, 1×1 (Cin → r·Cin) → k×k
-/// (r·Cin → r·Cout, the original stride and padding) → 1×1 (r·Cout → Cout, the original
+/// (ExpandNets, Guo et al. 2020; Qian et al. 2022): for a conv, 1×1 F₀ (Cin → r·Cin) → k×k F₁
+/// (r·Cin → r·Cout, the original stride and padding) → 1×1 F₂ (r·Cout → Cout, the original
 /// bias). No nonlinearity inside, so the chain equals one layer with the product weight
-/// (`Collapse`). Trained here as the chain itself (the paper's "naive" form).
+/// W[:,:,t] = F₂·F₁[:,:,t]·F₀ for every kernel tap t.
+///
+/// Two ways to train it, with the same gradients for the factors:
+/// - `.naive`: the chain itself, three convs (the paper's form; costs ≈ r²× the compact conv).
+/// - `.online`: collapse W once per step, run ONE compact conv, and push dW back onto the
+///   factors: dF₂ = Σₜ dWₜ·(F₁ₜF₀)ᵀ, dF₁ₜ = F₂ᵀ·dWₜ·F₀ᵀ, dF₀ = Σₜ (F₂F₁ₜ)ᵀ·dWₜ. Its extra cost is
+///   ≈ 3·r²·Cin²·Cout·k² multiply-adds per step, independent of the batch.
+/// `.automatic` picks, per layer and batch size, the mode with fewer multiply-adds.
+/// Inference (eval-mode caches) always runs the chain: it is read-only and thread-safe.
 public final class ExpandedChain: Layer {
+    public enum TrainingMode: String, Sendable, CaseIterable {
+        case naive, online
+        case automatic = "auto"
+    }
+
     public let name: String
     public let inputShape: FeatureShape
     public let factors: [Layer]
     let path: Sequential
+    /// Set by the trainer that owns the model.
+    public var trainingMode: TrainingMode = .automatic
 
-    init(name: String, input: FeatureShape, factors: [Layer]) {
+    // Chain geometry: W [Cout, Cin·taps] = F₂ [Cout, h₂] · F₁ [h₂, h₁, taps] · F₀ [h₁, Cin].
+    let inputs: Int, hiddenIn: Int, hiddenOut: Int, outputs: Int, taps: Int
+    /// The compact conv that runs the collapsed kernel (nil for a linear chain).
+    let compactConv: Conv2D?
+
+    init(name: String, input: FeatureShape, factors: [Layer]) throws {
         self.name = name
         self.inputShape = input
         self.factors = factors
         self.path = Sequential(name: name, input: input, layers: factors)
+        let weights = factors.compactMap { $0.parameters.first(where: { $0.kind == .weight }) }
+        guard weights.count == 3 else { throw ReparoError.internalError("chain \(name) needs three weighted factors") }
+        hiddenIn = weights[0].shape[0]
+        inputs = weights[0].shape[1]
+        hiddenOut = weights[1].shape[0]
+        outputs = weights[2].shape[0]
+        taps = weights[1].shape.count == 4 ? weights[1].shape[2] * weights[1].shape[3] : 1
+        if let middle = factors[1] as? Conv2D, let last = factors[2] as? Conv2D {
+            compactConv = try Conv2D(name: name, input: input, outputChannels: outputs, kernelSize: middle.kernelSize,
+                                     stride: middle.stride, padding: middle.padding, sharedBias: last.bias)
+        } else {
+            compactConv = nil
+        }
     }
 
     public var outputShape: FeatureShape { path.outputShape }
     public var parameters: [Parameter] { path.parameters }
     public var multiplyAdds: Int { path.multiplyAdds }
 
+    var first: Parameter { factors[0].parameters[0] }
+    var middle: Parameter { factors[1].parameters[0] }
+    var last: Parameter { factors[2].parameters[0] }
+    var lastBias: Parameter? { factors[2].parameters.count > 1 ? factors[2].parameters[1] : nil }
+
+    /// Multiply-adds of one training step (forward + both backward products) in each mode.
+    public func trainingCost(batch: Int) -> (naive: Int, online: Int) {
+        let naive = 3 * batch * path.multiplyAdds
+        let compact = 3 * batch * outputShape.count * inputs * taps
+        let collapse = 3 * inputs * hiddenIn * hiddenOut * taps + 3 * outputs * hiddenOut * inputs * taps
+        return (naive, compact + collapse)
+    }
+
+    func resolvedMode(batch: Int) -> TrainingMode {
+        switch trainingMode {
+        case .naive, .online: return trainingMode
+        case .automatic:
+            let cost = trainingCost(batch: batch)
+            return cost.online <= cost.naive ? .online : .naive
+        }
+    }
+
+    final class OnlineCache: LayerCache {
+        let compact: LayerCache?          // Conv2D cache (conv chains)
+        let weight: FloatBuffer           // W [Cout, Cin·taps]
+        let weightGradient: FloatBuffer   // dW
+        let product: FloatBuffer          // A = F₁·F₀ [h₂, Cin·taps]
+        let productGradient: FloatBuffer  // dA
+        let swapped: FloatBuffer          // [Cin, h₂·taps] or [h₁, h₂·taps] scratch
+        let middlePermuted: FloatBuffer   // F₁ as [h₁, h₂·taps]
+        init(batch: Int, chain: ExpandedChain) throws {
+            compact = try chain.compactConv?.makeCache(batch: batch, training: true)
+            let k = chain.inputs * chain.taps
+            weight = try FloatBuffer(count: chain.outputs * k)
+            weightGradient = try FloatBuffer(count: chain.outputs * k)
+            product = try FloatBuffer(count: chain.hiddenOut * k)
+            productGradient = try FloatBuffer(count: chain.hiddenOut * k)
+            swapped = try FloatBuffer(count: max(chain.inputs, chain.hiddenIn) * chain.hiddenOut * chain.taps)
+            middlePermuted = try FloatBuffer(count: chain.hiddenIn * chain.hiddenOut * chain.taps)
+            super.init(batch: batch, training: true)
+        }
+    }
+
     public func makeCache(batch: Int, training: Bool) throws -> LayerCache {
-        try path.makeCache(batch: batch, training: training)
+        if training && resolvedMode(batch: batch) == .online { return try OnlineCache(batch: batch, chain: self) }
+        return try path.makeCache(batch: batch, training: training)
+    }
+
+    /// W = F₂ · A with A[o, c, t] = Σᵢ F₁[o, i, t] · F₀[i, c], via two GEMMs:
+    /// A' [Cin, h₂·taps] = F₀ᵀ · F₁'' (F₁ permuted to [h₁, h₂, taps]), then A = A' permuted.
+    func collapse(into cache: OnlineCache) {
+        let (cin, h1, h2, cout, t) = (inputs, hiddenIn, hiddenOut, outputs, taps)
+        Vector.permuteBlocks(middle.value.pointer, to: cache.middlePermuted.pointer, a: h2, b: h1, inner: t)
+        BLAS.gemm(transposeA: true, transposeB: false, m: cin, n: h2 * t, k: h1,
+                  a: first.value.pointer, lda: cin, b: cache.middlePermuted.pointer, ldb: h2 * t,
+                  beta: 0, c: cache.swapped.pointer, ldc: h2 * t)
+        Vector.permuteBlocks(cache.swapped.pointer, to: cache.product.pointer, a: cin, b: h2, inner: t)
+        BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: cin * t, k: h2,
+                  a: last.value.pointer, lda: h2, b: cache.product.pointer, ldb: cin * t,
+                  beta: 0, c: cache.weight.pointer, ldc: cin * t)
+    }
+
+    /// Pushes dW (in cache.weightGradient) onto the factors' gradients (+=).
+    func distribute(_ cache: OnlineCache) {
+        let (cin, h1, h2, cout, t) = (inputs, hiddenIn, hiddenOut, outputs, taps)
+        guard let g0 = first.gradient?.pointer, let g1 = middle.gradient?.pointer, let g2 = last.gradient?.pointer else { return }
+        let dW = cache.weightGradient.pointer
+        // dF₂ += dW · Aᵀ
+        BLAS.gemm(transposeA: false, transposeB: true, m: cout, n: h2, k: cin * t,
+                  a: dW, lda: cin * t, b: cache.product.pointer, ldb: cin * t, beta: 1, c: g2, ldc: h2)
+        // dA = F₂ᵀ · dW  [h₂, Cin·taps] → dA' [Cin, h₂·taps]
+        BLAS.gemm(transposeA: true, transposeB: false, m: h2, n: cin * t, k: cout,
+                  a: last.value.pointer, lda: h2, b: dW, ldb: cin * t, beta: 0, c: cache.productGradient.pointer, ldc: cin * t)
+        Vector.permuteBlocks(cache.productGradient.pointer, to: cache.swapped.pointer, a: h2, b: cin, inner: t)
+        // dF₀ += F₁'' · dA'ᵀ  [h₁, Cin]
+        BLAS.gemm(transposeA: false, transposeB: true, m: h1, n: cin, k: h2 * t,
+                  a: cache.middlePermuted.pointer, lda: h2 * t, b: cache.swapped.pointer, ldb: h2 * t,
+                  beta: 1, c: g0, ldc: cin)
+        // dF₁'' = F₀ · dA' [h₁, h₂·taps], then permuted back to [h₂, h₁, taps] and added.
+        BLAS.gemm(transposeA: false, transposeB: false, m: h1, n: h2 * t, k: cin,
+                  a: first.value.pointer, lda: cin, b: cache.swapped.pointer, ldb: h2 * t,
+                  beta: 0, c: cache.middlePermuted.pointer, ldc: h2 * t)
+        for o in 0..<h2 {
+            for i in 0..<h1 {
+                let source = cache.middlePermuted.pointer + (i * h2 + o) * t
+                let target = g1 + (o * h1 + i) * t
+                for tap in 0..<t { target[tap] += source[tap] }
+            }
+        }
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool) {
-        path.forward(x, y, cache: cache, training: training)
+        guard let online = cache as? OnlineCache else {
+            path.forward(x, y, cache: cache, training: training)
+            return
+        }
+        collapse(into: online)
+        if let conv = compactConv, let convCache = online.compact {
+            let typed = unsafeDowncast(convCache, to: Conv2D.Cache.self)
+            im2col(x, conv.geometry(batch: online.batch), typed.columns.pointer)
+            conv.forwardFromColumns(cache: typed, weight: online.weight.pointer, y)
+        } else {
+            Linear.forward(x, y, batch: online.batch, weight: online.weight.pointer, bias: lastBias?.value.pointer,
+                           inputs: inputs, outputs: outputs)
+        }
     }
 
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, cache: LayerCache) {
-        path.backward(x, y, dy, dx, cache: cache)
+        guard let online = cache as? OnlineCache else {
+            path.backward(x, y, dy, dx, cache: cache)
+            return
+        }
+        online.weightGradient.zero()
+        if let conv = compactConv, let convCache = online.compact {
+            conv.backward(dy, dx, cache: unsafeDowncast(convCache, to: Conv2D.Cache.self), weight: online.weight.pointer,
+                          weightGradient: online.weightGradient.pointer)
+        } else {
+            Linear.backward(x, dy, dx, batch: online.batch, weight: online.weight.pointer,
+                            weightGradient: online.weightGradient.pointer, biasGradient: lastBias?.gradient?.pointer,
+                            inputs: inputs, outputs: outputs)
+        }
+        distribute(online)
     }
 }

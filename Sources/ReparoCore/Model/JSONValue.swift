@@ -7,10 +7,13 @@ public struct JSONObject {
     public let context: String
     private var used: Set<String> = []
 
-    /// Maximum nesting accepted before parsing, so a hostile document cannot exhaust the stack.
+    /// Limits applied by `parse` and `parseValue`: nesting (so a hostile document cannot
+    /// exhaust memory or the stack) and length in UTF-8 bytes.
     public static let maximumDepth = 64
     public static let maximumLength = 1 << 20
 
+    /// `fields` holds values as `parseValue` returns them: NSNull, Bool, Int (integer
+    /// literals only), Double, String, [Any] and [String: Any].
     public init(fields: [String: Any], context: String) {
         self.fields = fields
         self.context = context
@@ -19,45 +22,17 @@ public struct JSONObject {
     /// Parses text that must hold one JSON object. Empty or nil text is an empty object.
     public static func parse(_ text: String?, context: String) throws -> JSONObject {
         guard let text, !text.allSatisfy(\.isWhitespace) else { return JSONObject(fields: [:], context: context) }
-        let value = try parseValue(text, context: context)
-        guard let object = value as? [String: Any] else {
+        guard let object = try parseValue(text, context: context) as? [String: Any] else {
             throw ReparoError.invalidArgument("\(context): expected a JSON object")
         }
         return JSONObject(fields: object, context: context)
     }
 
-    /// Parses any JSON value after checking its size and nesting depth.
+    /// Parses any JSON value with `StrictJSON` (within `maximumDepth` and `maximumLength`) into
+    /// NSNull, Bool, Int, Double, String, [Any] and [String: Any]: an Int exactly when the literal
+    /// is an integer literal that fits, so `1.0` and `1e2` are Doubles and `true` is never a number.
     public static func parseValue(_ text: String, context: String) throws -> Any {
-        let bytes = Array(text.utf8)
-        guard bytes.count <= maximumLength else {
-            throw ReparoError.invalidArgument("\(context): JSON longer than \(maximumLength) bytes")
-        }
-        try checkDepth(bytes, context: context)
-        do {
-            return try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
-        } catch {
-            throw ReparoError.invalidArgument("\(context): malformed JSON (\(error.localizedDescription))")
-        }
-    }
-
-    static func checkDepth(_ bytes: [UInt8], context: String) throws {
-        var depth = 0, inString = false, escaped = false
-        for byte in bytes {
-            if inString {
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                if depth > maximumDepth {
-                    throw ReparoError.invalidArgument("\(context): JSON nested deeper than \(maximumDepth) levels")
-                }
-            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
-            default: break
-            }
-        }
+        try StrictJSON.parse(text, context: context, maximumDepth: maximumDepth, maximumLength: maximumLength).anyValue
     }
 
     func name(_ key: String) -> String { "\(context).\(key)" }
@@ -70,9 +45,10 @@ public struct JSONObject {
         return value
     }
 
-    static func isBool(_ value: Any) -> Bool {
-        guard let number = value as? NSNumber else { return value is Bool }
-        return type(of: number) == type(of: NSNumber(value: true)) || CFGetTypeIDIsBool(number)
+    /// `value` if its dynamic type is exactly `T`. Casting with `as?` alone would let an
+    /// NSNumber pass for a Bool, an Int and a Double alike.
+    static func exactly<T>(_ value: Any, _: T.Type) -> T? {
+        type(of: value) == T.self ? value as? T : nil
     }
 
     /// Reads an integer in `range`; `nil` when absent.
@@ -85,15 +61,14 @@ public struct JSONObject {
         try optionalInt(key, in: range) ?? fallback
     }
 
+    /// An integer literal (`4`, not `4.0`, `4e0` or `true`) in `range`.
     static func integer(_ value: Any, name: String, in range: ClosedRange<Int>) throws -> Int {
-        guard !isBool(value), let number = value as? NSNumber else {
+        guard let integer = exactly(value, Int.self) else {
+            if let double = exactly(value, Double.self) {
+                throw ReparoError.invalidArgument("\(name): expected an integer, got \(double)")
+            }
             throw ReparoError.invalidArgument("\(name): expected an integer")
         }
-        let double = number.doubleValue
-        guard double.isFinite, double.rounded() == double, double >= -9.0e15, double <= 9.0e15 else {
-            throw ReparoError.invalidArgument("\(name): expected an integer, got \(number)")
-        }
-        let integer = Int(double)
         guard range.contains(integer) else {
             throw ReparoError.invalidArgument("\(name): \(integer) is out of range \(range.lowerBound)...\(range.upperBound)")
         }
@@ -109,11 +84,11 @@ public struct JSONObject {
         try optionalDouble(key, in: range) ?? fallback
     }
 
+    /// Any number literal (integer or not) in `range`; `true` is not a number.
     static func number(_ value: Any, name: String, in range: ClosedRange<Double>) throws -> Double {
-        guard !isBool(value), let number = value as? NSNumber, number.doubleValue.isFinite else {
+        guard let double = exactly(value, Double.self) ?? exactly(value, Int.self).map(Double.init), double.isFinite else {
             throw ReparoError.invalidArgument("\(name): expected a number")
         }
-        let double = number.doubleValue
         guard range.contains(double) else {
             throw ReparoError.invalidArgument("\(name): \(double) is out of range \(range.lowerBound)...\(range.upperBound)")
         }
@@ -122,7 +97,7 @@ public struct JSONObject {
 
     public mutating func bool(_ key: String, default fallback: Bool) throws -> Bool {
         guard let value = raw(key) else { return fallback }
-        guard JSONObject.isBool(value), let flag = value as? Bool else {
+        guard let flag = JSONObject.exactly(value, Bool.self) else {
             throw ReparoError.invalidArgument("\(name(key)): expected true or false")
         }
         return flag
@@ -172,10 +147,22 @@ public struct JSONObject {
     }
 }
 
-private func CFGetTypeIDIsBool(_ number: NSNumber) -> Bool {
-    // swift-corelibs-foundation represents JSON booleans as NSNumber with objCType "c"/"B".
-    let type = String(cString: number.objCType)
-    return type == "c" || type == "B"
+extension JSONValue {
+    /// The value in the Foundation-style form `JSONObject` works with (see `parseValue`).
+    /// Recursion is as deep as the value, which `StrictJSON` bounds by its `maximumDepth`.
+    var anyValue: Any {
+        switch self {
+        case .null: return NSNull()
+        case .bool(let flag): return flag
+        case .number(let double, let integer): return integer.map { $0 as Any } ?? double
+        case .string(let string): return string
+        case .array(let items): return items.map(\.anyValue)
+        case .object(let members):
+            // StrictJSON rejects duplicate keys; a hand-built value keeps its last one, as
+            // JSONSerialization did.
+            return Dictionary(members.map { ($0.key, $0.value.anyValue) }, uniquingKeysWith: { $1 })
+        }
+    }
 }
 
 /// Serializes a JSON-compatible value with sorted keys (deterministic output).

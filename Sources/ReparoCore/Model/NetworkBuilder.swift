@@ -94,7 +94,7 @@ enum NetworkBuilder {
                                     kernelSize: spec.kernel, stride: spec.stride, padding: spec.padding, bias: false)
             let last = try Conv2D(name: spec.name + ".factors.2", input: middle.outputShape, outputChannels: spec.out,
                                   kernelSize: 1, stride: 1, padding: 0, bias: spec.bias)
-            return ExpandedChain(name: spec.name, input: input, factors: [first, middle, last])
+            return try ExpandedChain(name: spec.name, input: input, factors: [first, middle, last])
         case .linear:
             guard let chain = spec.chain else {
                 return try Linear(name: spec.name, input: input, outputFeatures: spec.out, bias: spec.bias)
@@ -102,7 +102,7 @@ enum NetworkBuilder {
             let first = try Linear(name: spec.name + ".factors.0", input: input, outputFeatures: chain[0], bias: false)
             let middle = try Linear(name: spec.name + ".factors.1", input: first.outputShape, outputFeatures: chain[1], bias: false)
             let last = try Linear(name: spec.name + ".factors.2", input: middle.outputShape, outputFeatures: spec.out, bias: spec.bias)
-            return ExpandedChain(name: spec.name, input: input, factors: [first, middle, last])
+            return try ExpandedChain(name: spec.name, input: input, factors: [first, middle, last])
         case .batchnorm:
             return try BatchNorm2D(name: spec.name, input: input)
         case .relu:

@@ -232,7 +232,7 @@ private struct Reader {
             guard let scalar = Unicode.Scalar(code) else { throw error("unpaired surrogate escape", at: start) }
             UTF8.encode(scalar) { decoded.append($0) }
         default:
-            throw error("invalid escape '\\\(describe(escape))' in a string", at: start)
+            throw error("invalid escape: '\\' followed by \(describe(escape))", at: start)
         }
     }
 
@@ -324,17 +324,15 @@ private struct Reader {
         }
         let literal = String(decoding: UnsafeBufferPointer(rebasing: bytes[start ..< position]), as: UTF8.self)
         guard let double = Double(literal), double.isFinite else {
-            throw error("number \(literal.count > 40 ? literal.prefix(40) + "…" : literal) is out of range", at: start)
+            throw error("number \(literal.count > 40 ? String(literal.prefix(40)) + "…" : literal) is out of range", at: start)
         }
         return .number(double, integer: integer)
     }
 
     mutating func readLiteral(_ word: StaticString) throws {
-        let start = position
         for index in 0 ..< word.utf8CodeUnitCount {
             guard position < bytes.count, bytes[position] == word.utf8Start[index] else {
-                position = start
-                throw error("unexpected \(describeNext()), expected a value")
+                throw error("unexpected \(describeNext()) in what should be '\(word)'")
             }
             position += 1
         }

@@ -76,6 +76,7 @@ public final class Trainer {
         } else {
             pairs = []
         }
+        for chain in Trainer.chains(in: student.network) { chain.trainingMode = options.chainMode }
         trainable = student.parameters.filter { $0.kind.isTrainable }
         momentumBuffers = try trainable.map { try FloatBuffer(count: $0.count) }
         runningStatistics = student.parameters.filter { !$0.kind.isTrainable }
@@ -193,6 +194,16 @@ public final class Trainer {
                     w[i] -= rate * g
                 }
             }
+        }
+    }
+
+    /// Every expanded chain of a network (inside residual blocks too).
+    static func chains(in layer: Layer) -> [ExpandedChain] {
+        switch layer {
+        case let chain as ExpandedChain: return [chain]
+        case let sequential as Sequential: return sequential.layers.flatMap { chains(in: $0) }
+        case let block as BasicBlock: return chains(in: block.main) + chains(in: block.shortcut)
+        default: return []
         }
     }
 

@@ -20,6 +20,8 @@ public struct TrainerOptions: Equatable, Sendable {
     public var seed: UInt64 = 0
     /// 0 = all cores.
     public var threads = 0
+    /// How expanded chains are trained (`ExpandedChain.TrainingMode`).
+    public var chainMode: ExpandedChain.TrainingMode = .automatic
 
     public enum KDLayers: Equatable, Sendable {
         case pruned, all
@@ -77,6 +79,8 @@ public struct TrainerOptions: Equatable, Sendable {
         options.clipNorm = try object.double("clip_norm", default: 0, in: 0...1e9)
         options.seed = UInt64(try object.int("seed", default: 0, in: 0...Int(Int64.max)))
         options.threads = try object.int("threads", default: 0, in: 0...256)
+        let mode = try object.string("chain_mode", default: "auto", allowed: ExpandedChain.TrainingMode.allCases.map(\.rawValue))
+        options.chainMode = ExpandedChain.TrainingMode(rawValue: mode) ?? .automatic
         try object.finish()
         return options
     }
