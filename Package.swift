@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "reparo", type: .dynamic, targets: ["Reparo"]),
         .library(name: "ReparoCore", targets: ["ReparoCore"]),
         .executable(name: "reparo-cli", targets: ["reparo-cli"]),
+        .executable(name: "reparo-bench", targets: ["reparo-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,6 +26,8 @@ let package = Package(
             name: "reparo-cli",
             dependencies: ["ReparoCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Kernel micro-benchmarks (conv vs raw sgemm efficiency, step and inference timings).
+        .executableTarget(name: "reparo-bench", dependencies: ["ReparoCore", "COpenBLAS"], path: "bench/Sources/reparo-bench"),
         .testTarget(name: "ReparoCoreTests", dependencies: ["ReparoCore", "Reparo"]),
     ],
     swiftLanguageModes: [.v5]

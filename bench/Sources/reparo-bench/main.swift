@@ -1,0 +1,2 @@
+import ReparoCore
+print("reparo-bench: see bench/README.md")
