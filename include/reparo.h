@@ -167,6 +167,34 @@ reparo_status reparo_trainer_step(reparo_trainer *trainer, const float *images, 
 /* Frees a trainer (not its models). NULL is a no-op. */
 void reparo_trainer_free(reparo_trainer *trainer);
 
+/* Saves the trainer's own state (momentum buffers, step count and so the schedule position,
+ * augmentation generator) as safetensors, atomically. Together with reparo_model_save of the
+ * student it is a checkpoint: a new trainer (same student spec and options) given
+ * reparo_trainer_load of this file continues exactly as an uninterrupted run.
+ * Errors: INVALID_ARGUMENT, IO. */
+reparo_status reparo_trainer_save(const reparo_trainer *trainer, const char *path);
+
+/* Restores a state saved by reparo_trainer_save. The file must come from a trainer whose
+ * student had the same spec and state; it is validated fully before anything changes.
+ * Errors: INVALID_ARGUMENT (other spec), IO, FORMAT. */
+reparo_status reparo_trainer_load(reparo_trainer *trainer, const char *path);
+
+/* Progress of reparo_trainer_fit, called after every step with the step's result, the
+ * 1-based epoch and batch numbers, and the running mean loss and accuracy of the epoch.
+ * Return 0 to continue, non-zero to stop after this step. */
+typedef int32_t (*reparo_progress_callback)(const reparo_step_result *result, int32_t epoch, int32_t epochs,
+                                            int32_t batch, int32_t batches, float epoch_loss,
+                                            float epoch_accuracy, void *user_data);
+
+/* Trains for `epochs` passes over `dataset` in shuffled (seeded) mini-batches of batch_size,
+ * the last batch smaller. progress may be NULL. On an error the steps already taken are
+ * kept and the failing step changed nothing. Stopping from the callback is not an error.
+ * Errors: as reparo_trainer_step, and INVALID_ARGUMENT when the dataset's images or classes
+ * do not match the student. */
+reparo_status reparo_trainer_fit(reparo_trainer *trainer, const reparo_dataset *dataset, int32_t epochs,
+                                 int32_t batch_size, uint64_t seed, reparo_progress_callback progress,
+                                 void *user_data);
+
 /* ---------------------------------------------------------------------------------------
  * The method: prune, expand, collapse
  * ------------------------------------------------------------------------------------- */

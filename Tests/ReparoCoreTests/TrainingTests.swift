@@ -151,3 +151,44 @@ struct TrainingTests {
         #expect(accuracy >= 0.95, "test accuracy \(accuracy)")
     }
 }
+
+@Suite("Checkpoints")
+struct CheckpointTests {
+    @Test("save student + trainer state, resume in a new trainer: same weights as an uninterrupted run")
+    func resumeIsExact() throws {
+        let options = #"{"lr":0.05,"momentum":0.9,"nesterov":true,"schedule":"cosine","total_steps":8,"augment":{"crop_padding":1,"flip":true},"seed":7}"#
+        let dense = try Model(specJSON: TestSupport.smallResNet, seed: 2)
+        let start = try Expansion.expand(try Pruning.prune(dense, options: PruneOptions()), options: ExpandOptions())
+        var batches: [([Float], [Int32])] = []
+        var generator = SeededGenerator(seed: 11)
+        for _ in 0..<8 {
+            batches.append((TestSupport.randomImages(4 * dense.inputShape.count, seed: generator.next()),
+                            (0..<4).map { _ in Int32(generator.nextInt(below: 5)) }))
+        }
+        let uninterrupted = try start.clone()
+        let trainer = try Trainer(student: uninterrupted, teacher: dense, options: TrainerOptions.parse(options))
+        for (images, labels) in batches { _ = try TrainingTests.step(trainer, images, labels) }
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reparo-checkpoint-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try start.clone()
+        let firstTrainer = try Trainer(student: first, teacher: dense, options: TrainerOptions.parse(options))
+        for (images, labels) in batches.prefix(3) { _ = try TrainingTests.step(firstTrainer, images, labels) }
+        try first.save(path: directory + "/student.safetensors")
+        try firstTrainer.saveState(path: directory + "/trainer.safetensors")
+
+        let resumed = try Model.load(path: directory + "/student.safetensors")
+        let resumedTrainer = try Trainer(student: resumed, teacher: dense, options: TrainerOptions.parse(options))
+        try resumedTrainer.loadState(path: directory + "/trainer.safetensors")
+        #expect(resumedTrainer.step == 3)
+        for (images, labels) in batches.dropFirst(3) { _ = try TrainingTests.step(resumedTrainer, images, labels) }
+        #expect(try resumed.snapshot().map { $0.values.array } == uninterrupted.snapshot().map { $0.values.array })
+
+        // A checkpoint of another student is refused, and the trainer is unchanged.
+        let other = try Trainer(student: try Model(specJSON: TestSupport.smallVGGLike, seed: 1), teacher: nil, options: TrainerOptions())
+        #expect(throws: ReparoError.self) { try other.loadState(path: directory + "/trainer.safetensors") }
+        #expect(other.step == 0)
+        #expect(throws: ReparoError.self) { try other.loadState(path: directory + "/student.safetensors") }
+    }
+}

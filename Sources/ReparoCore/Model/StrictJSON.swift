@@ -62,9 +62,8 @@ public enum StrictJSON {
         }
     }
 
-    /// Parses UTF-8 `bytes`, which must hold exactly one JSON value.
-    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, context: String, maximumDepth: Int = 64,
-                             maximumLength: Int) throws -> JSONValue {
+    static func parse(_ bytes: UnsafeBufferPointer<UInt8>, context: String, maximumDepth: Int,
+                      maximumLength: Int) throws -> JSONValue {
         var reader = Reader(bytes: bytes, context: context, maximumDepth: maximumDepth)
         guard bytes.count <= maximumLength else {
             throw reader.error("longer than the limit of \(maximumLength) bytes", at: maximumLength)

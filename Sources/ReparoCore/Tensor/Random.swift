@@ -1,7 +1,7 @@
 /// A small, fast, seedable generator (SplitMix64) so that runs are reproducible from a seed
 /// on every platform; Swift's SystemRandomNumberGenerator is not seedable.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    var state: UInt64
 
     public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
 

@@ -87,6 +87,14 @@ public final class Trainer {
         Parallel.threads = threads
     }
 
+    var trainableParameters: [Parameter] { trainable }
+    var momentumState: [FloatBuffer] { momentumBuffers }
+    var generatorState: UInt64 { generator.state }
+    func restore(step: Int, generator state: UInt64) {
+        self.step = step
+        generator.state = state
+    }
+
     /// Learning rate of the next step.
     public var learningRate: Double { options.schedule.rate(base: options.learningRate, step: step) }
 

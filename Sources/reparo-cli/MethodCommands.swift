@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import ReparoCore
+
+/// One command per step of the method, each reading and writing a model file, so the
+/// pipeline can be scripted: prune → expand → finetune → collapse → eval/infer.
+struct Prune: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Structured filter pruning of a dense model.")
+    @Argument(help: "Dense model file.") var input: String
+    @Option(help: "Fraction of filters removed from each prunable conv.") var ratio = 0.5
+    @Option(help: "l1, l2, bn_gamma or random.") var criterion = "l1"
+    @Option(help: "block (prune inside residual blocks) or coupled (also block outputs).") var residual = "block"
+    @Option(help: "Seed (random criterion).") var seed = 0
+    @Option(name: .shortAndLong, help: "Output model file.") var out: String
+
+    func run() throws {
+        let dense = try Model.load(path: input)
+        let options = try PruneOptions.parse(jsonText(["ratio": ratio, "criterion": criterion, "residual": residual, "seed": seed] as [String: Any]))
+        let pruned = try Pruning.prune(dense, options: options)
+        try pruned.save(path: out)
+        print("pruned: \(dense.parameterCount) → \(pruned.parameterCount) parameters, \(dense.multiplyAdds) → \(pruned.multiplyAdds) multiply-adds per image; saved \(out)")
+    }
+}
+
+struct Expand: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Expand each conv (and optionally linear) layer into a linear chain.")
+    @Argument(help: "Model file.") var input: String
+    @Option(help: "Expansion rate r.") var rate = 4
+    @Option(help: "conv or all.") var layers = "conv"
+    @Option(help: "Seed of the semi-orthogonal factors.") var seed = 0
+    @Option(name: .shortAndLong, help: "Output model file.") var out: String
+
+    func run() throws {
+        let model = try Model.load(path: input)
+        let expanded = try Expansion.expand(model, options: ExpandOptions.parse(
+            jsonText(["rate": rate, "layers": layers, "seed": seed] as [String: Any])))
+        try expanded.save(path: out)
+        print("expanded: \(model.parameterCount) → \(expanded.parameterCount) trainable parameters; saved \(out)")
+    }
+}
+
+struct Finetune: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Fine-tune a (pruned, expanded) model, optionally with SP-KD from a teacher.")
+    @OptionGroup var data: DataOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "Student model file.") var input: String
+    @Option(help: "Dense teacher for SP-KD.") var teacher: String?
+    @Option(help: "Epochs.") var epochs = 6
+    @Option(help: "Mini-batch size.") var batchSize = 64
+    @Option(help: "Trainer options JSON (see reparo.h).") var options = #"{"lr":0.01,"schedule":"cosine"}"#
+    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(name: .shortAndLong, help: "Output model file.") var out: String
+
+    func run() throws {
+        let student = try Model.load(path: input)
+        let teacherModel = try teacher.map { try Model.load(path: $0) }
+        let train = try data.load("train"), test = try data.load("test")
+        let reporter = ProgressReporter(quiet: output.quiet || output.json, label: "finetune")
+        let seconds = try Experiment.train(student, teacher: teacherModel, data: train, epochs: epochs, batchSize: batchSize,
+                                           options: options, seed: seed, reporter: reporter)
+        try student.save(path: out)
+        let result = try student.evaluate(test)
+        if output.json {
+            print(jsonText(["accuracy": result.accuracy, "loss": result.loss, "seconds": seconds, "path": out]))
+        } else {
+            print(String(format: "test accuracy %.2f%%  (%.1f s)  saved %@", result.accuracy * 100, seconds, out))
+        }
+    }
+}
+
+struct CollapseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "collapse", abstract: "Multiply expanded chains back into compact layers.")
+    @Argument(help: "Expanded model file.") var input: String
+    @Flag(help: "Also fold BatchNorm into the preceding convs (inference only).") var foldBatchnorm = false
+    @Option(name: .shortAndLong, help: "Output model file.") var out: String
+
+    func run() throws {
+        let model = try Model.load(path: input)
+        var options = CollapseOptions()
+        options.foldBatchNorm = foldBatchnorm
+        let collapsed = try Collapse.collapse(model, options: options)
+        try collapsed.save(path: out)
+        print("collapsed: \(model.parameterCount) → \(collapsed.parameterCount) parameters; saved \(out)")
+    }
+}
+
+struct Infer: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Predict classes for images of a dataset split.")
+    @OptionGroup var data: DataOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "Model file.") var model: String
+    @Option(help: "Split.") var split = "test"
+    @Option(help: "How many images (from the start of the split).") var count = 10
+
+    func run() throws {
+        let loaded = try Model.load(path: model)
+        let images = try data.load(split).prefix(max(1, count))
+        let logits = try loaded.infer(images.images, batch: images.count)
+        var rows: [[String: Any]] = []
+        for n in 0..<images.count {
+            let row = Array(logits[(n * loaded.classes)..<((n + 1) * loaded.classes)])
+            let predicted = row.indices.max { row[$0] < row[$1] } ?? 0
+            rows.append(["index": n, "label": Int(images.labels[n]), "predicted": predicted])
+        }
+        if output.json {
+            print(jsonText(rows))
+        } else {
+            for row in rows { print("image \(row["index"] ?? 0): label \(row["label"] ?? 0), predicted \(row["predicted"] ?? 0)") }
+        }
+    }
+}
