@@ -1,0 +1,32 @@
+# Convenience targets over the scripts. `make install PREFIX=/usr/local` installs
+# libreparo.so, reparo.h and a pkg-config file, so that
+#   cc app.c $(pkg-config --cflags --libs reparo)
+# builds against the installed copy.
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+VERSION := $(shell sed -n 's/.*static let version = "\(.*\)".*/\1/p' Sources/ReparoCore/Model/Model.swift)
+
+.PHONY: all build test reproduce install uninstall
+
+all: build
+
+build:
+	bash scripts/build.sh
+
+test:
+	bash scripts/test.sh
+
+reproduce:
+	bash scripts/reproduce.sh
+
+install: build
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0755 .build-release/release/libreparo.so $(DESTDIR)$(LIBDIR)/libreparo.so
+	install -m 0644 include/reparo.h $(DESTDIR)$(INCLUDEDIR)/reparo.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' scripts/reparo.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/reparo.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libreparo.so $(DESTDIR)$(INCLUDEDIR)/reparo.h $(DESTDIR)$(PKGCONFIGDIR)/reparo.pc

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Compiles and runs the C examples against libreparo.so; exits non-zero on any failure.
+#
+#   scripts/run_c_examples.sh
+#
+# Environment:
+#   REPARO_LIBRARY   path to libreparo.so (default: .build-release/release/libreparo.so,
+#                    built with scripts/build.sh if it is missing)
+#   CC, CXX          compilers (default: cc, c++)
+#
+# Steps: reparo.h must compile as C99 and as C++17 with every warning as an error; each
+# example in examples/c/ compiles with -std=c99 -Wall -Wextra -Werror -pedantic and runs:
+#   train_digits  trains on the bundled digits, save/reload must give identical logits, ≥ 0.9
+#   pipeline      dense → prune → expand → SP-KD fine-tune → collapse, logits checked
+#   api_errors    every reparo.h function with bad arguments; checks its own coverage of
+#                 the header's declarations; prints "N passed, M failed"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+CC="${CC:-cc}"
+CXX="${CXX:-c++}"
+
+library="${REPARO_LIBRARY:-$root/.build-release/release/libreparo.so}"
+if [[ ! -f "$library" ]]; then
+    if [[ -n "${REPARO_LIBRARY:-}" ]]; then
+        echo "REPARO_LIBRARY=$REPARO_LIBRARY is not a file" >&2
+        exit 1
+    fi
+    echo "== $library is missing: building it with scripts/build.sh" >&2
+    library="$(scripts/build.sh)"
+fi
+libdir="$(cd "$(dirname "$library")" && pwd)"
+libname="$(basename "$library")"
+libname="${libname#lib}"
+libname="${libname%.so}"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/reparo-c-examples.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+failures=0
+step() { printf '\n== %s\n' "$*"; }
+fail() { echo "FAILED: $*" >&2; failures=$((failures + 1)); }
+
+cflags=(-std=c99 -Wall -Wextra -Werror -pedantic -I "$root/include")
+ldflags=(-L "$libdir" -l"$libname" -lm -Wl,-rpath,"$libdir")
+
+step "reparo.h as C99 and as C++17"
+printf '#include <reparo.h>\nint main(void) { return reparo_version()[0] == 0; }\n' > "$work/header_c.c"
+"$CC" "${cflags[@]}" -fsyntax-only "$work/header_c.c" || fail "reparo.h does not compile as C99"
+"$CXX" -x c++ -std=c++17 -Wall -Wextra -Werror -pedantic -fsyntax-only -I "$root/include" "$root/include/reparo.h" \
+    || fail "reparo.h does not compile as C++17"
+printf '#include <reparo.h>\nint main() { reparo_model *m = nullptr; return reparo_model_shape(m, nullptr, nullptr, nullptr, nullptr) == REPARO_OK; }\n' \
+    > "$work/header_cpp.cpp"
+"$CXX" -std=c++17 -Wall -Wextra -Werror -pedantic -I "$root/include" "$work/header_cpp.cpp" "${ldflags[@]}" \
+    -o "$work/header_cpp" || fail "a C++17 program does not link against $library"
+echo "ok"
+
+for example in train_digits pipeline api_errors; do
+    step "compile examples/c/$example.c"
+    "$CC" "${cflags[@]}" -DREPARO_HEADER="\"$root/include/reparo.h\"" "$root/examples/c/$example.c" \
+        "${ldflags[@]}" -o "$work/$example" || { fail "$example does not compile"; continue; }
+    echo "ok"
+done
+
+if [[ -x "$work/train_digits" ]]; then
+    step "run train_digits"
+    "$work/train_digits" "$work" || fail "train_digits"
+fi
+if [[ -x "$work/pipeline" ]]; then
+    step "run pipeline"
+    "$work/pipeline" "$work" || fail "pipeline"
+fi
+if [[ -x "$work/api_errors" ]]; then
+    step "run api_errors"
+    mkdir -p "$work/api_errors_scratch"
+    if "$work/api_errors" "$root/include/reparo.h" "$work/api_errors_scratch" > "$work/api_errors.log" 2>&1; then
+        status=0
+    else
+        status=$?
+    fi
+    grep -v '^\.\.\. ' "$work/api_errors.log" | grep -v '^ok ' || true
+    if [[ $status -ne 0 ]]; then
+        if [[ $status -gt 128 ]]; then
+            echo "api_errors died with signal $((status - 128)) during:" >&2
+            grep '^\.\.\. ' "$work/api_errors.log" | tail -1 >&2
+        fi
+        fail "api_errors (exit status $status)"
+    elif ! tail -1 "$work/api_errors.log" | grep -Eq '^[0-9]+ passed, 0 failed$'; then
+        fail "api_errors did not end with 'N passed, 0 failed'"
+    fi
+fi
+
+echo
+if [[ $failures -ne 0 ]]; then
+    echo "C examples: $failures failure(s)"
+    exit 1
+fi
+echo "C examples: all passed"
