@@ -19,6 +19,15 @@ struct ConvolutionGeometry {
     var outputSpatial: Int { outputHeight * outputWidth }
     /// Columns of the column matrix: N·Hout·Wout.
     var columns: Int { batch * outputSpatial }
+
+    /// For stride 1: the output columns [lower, upper) whose input column ow − p + v lies
+    /// inside the image (clamped to 0...Wout).
+    @inline(__always)
+    func validColumns(_ v: Int) -> (Int, Int) {
+        let lower = min(max(padding - v, 0), outputWidth)
+        let upper = max(min(inputWidth + padding - v, outputWidth), lower)
+        return (lower, upper)
+    }
 }
 
 /// Unfolds `x` [N, Cin, H, W] into `columns` [Cin·kH·kW, N·Hout·Wout]: row (c, u, v), column
@@ -47,11 +56,10 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, _ columns: Unsa
                 let line = plane + ih * g.inputWidth
                 if g.stride == 1 {
                     // Contiguous run: zeros left, a copy, zeros right.
-                    let start = v - g.padding
-                    for ow in 0..<g.outputWidth {
-                        let iw = start + ow
-                        out[ow] = (iw >= 0 && iw < g.inputWidth) ? line[iw] : 0
-                    }
+                    let (lower, upper) = g.validColumns(v)
+                    if lower > 0 { out.update(repeating: 0, count: lower) }
+                    if upper > lower { out.advanced(by: lower).update(from: line + (lower + v - g.padding), count: upper - lower) }
+                    if upper < g.outputWidth { out.advanced(by: max(upper, 0)).update(repeating: 0, count: g.outputWidth - max(upper, 0)) }
                 } else {
                     for ow in 0..<g.outputWidth {
                         let iw = ow * g.stride - g.padding + v
@@ -89,9 +97,17 @@ func col2im(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, _ dx: Uns
                         continue
                     }
                     let line = plane + ih * g.inputWidth
-                    for ow in 0..<g.outputWidth {
-                        let iw = ow * g.stride - g.padding + v
-                        if iw >= 0 && iw < g.inputWidth { line[iw] += source[ow] }
+                    if g.stride == 1 {
+                        let (lower, upper) = g.validColumns(v)
+                        if upper > lower {
+                            let target = line + (lower + v - g.padding), from = source + lower
+                            for i in 0..<(upper - lower) { target[i] += from[i] }
+                        }
+                    } else {
+                        for ow in 0..<g.outputWidth {
+                            let iw = ow * g.stride - g.padding + v
+                            if iw >= 0 && iw < g.inputWidth { line[iw] += source[ow] }
+                        }
                     }
                     source += g.outputWidth
                 }

@@ -42,6 +42,8 @@ public final class Trainer {
         let teacherLogits: FloatBuffer?
         let similarity: SimilarityPreservingLoss?
         let distillationGradients: [FloatBuffer]
+        /// Distillation gradient to add at each top-level layer's output (nil: none).
+        let injections: [FloatBuffer?]
 
         init(batch: Int, trainer: Trainer) throws {
             self.batch = batch
@@ -55,6 +57,9 @@ public final class Trainer {
             teacherLogits = distilling ? try FloatBuffer(count: batch * trainer.student.classes) : nil
             similarity = distilling ? try SimilarityPreservingLoss(batch: batch) : nil
             distillationGradients = try trainer.pairs.map { try FloatBuffer(count: batch * $0.studentFeatures) }
+            var injections = [FloatBuffer?](repeating: nil, count: trainer.student.network.layers.count)
+            for (pair, gradient) in zip(trainer.pairs, distillationGradients) { injections[pair.studentIndex] = gradient }
+            self.injections = injections
         }
     }
 
@@ -147,9 +152,9 @@ public final class Trainer {
                 distillation += loss / Double(pairs.count)
             }
         }
-        let tapped = Dictionary(uniqueKeysWithValues: zip(pairs.map(\.studentIndex), plan.distillationGradients))
+        let injections = plan.injections
         network.backward(input, plan.logits.pointer, plan.logitGradient.pointer, nil, cache: plan.studentCache) { index, gradient in
-            if let extra = tapped[index] { Vector.add(extra.pointer, into: gradient, count: extra.count) }
+            if let extra = injections[index] { Vector.add(extra.pointer, into: gradient, count: extra.count) }
         }
         let loss = crossEntropy + kdWeight * distillation
         guard loss.isFinite, trainable.allSatisfy({ $0.gradient.map { Vector.allFinite($0.pointer, count: $0.count) } ?? true }) else {
