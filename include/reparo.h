@@ -6,6 +6,11 @@
  * fine-tune with a reparo_trainer (cross-entropy + similarity-preserving distillation
  * against the dense teacher) → reparo_collapse → reparo_infer / reparo_model_save.
  *
+ * Numerics: BatchNorm follows PyTorch (ε = 1e-5, running-average momentum 0.1, unbiased
+ * running variance). Saved tensor names follow PyTorch (<layer>.weight, .bias, .running_mean,
+ * .running_var); an expanded layer saves <layer>.factors.{0,1,2}.weight and, if it has a
+ * bias, <layer>.factors.2.bias. PyTorch's num_batches_tracked is not stored.
+ *
  * Conventions
  *  - Every fallible call returns a reparo_status (0 = REPARO_OK). On failure the message is
  *    available from reparo_last_error() on the same thread, and every object passed in is left
@@ -82,7 +87,9 @@ const char *reparo_status_name(reparo_status status);
  *   {"type":"avgpool"} (global when no kernel), {"type":"flatten"},
  *   {"type":"linear","out":K,"bias":true}, {"type":"basic_block","out":32,"stride":2}]}.
  *   Every layer may carry a "name". The last layer's outputs must equal "classes".
- * Errors: INVALID_ARGUMENT naming the offending field; OUT_OF_MEMORY for absurd sizes.
+ * Sizes are bounded (at most 2^28 parameters and 2^26 activation floats per image); specs
+ * beyond them, like any other bad field, give INVALID_ARGUMENT naming the field; OUT_OF_MEMORY
+ * only when the machine cannot allocate a model within those bounds.
  * The caller owns *out_model (reparo_model_free). */
 reparo_status reparo_model_create(const char *spec_json, uint64_t seed, reparo_model **out_model);
 
@@ -145,7 +152,9 @@ reparo_status reparo_evaluate(const reparo_model *model, const float *images, co
  *   "augment": {"crop_padding": 0, "flip": false}   random crop with zero padding, h-flip
  *   "kd_weight": 300 with a teacher, else 0   weight of the SP-KD loss (averaged over the
  *                         layer pairs; 0 = off); > 0 needs a teacher
- *   "kd_layers": "pruned" | [names]   student layers paired with the teacher's
+ *   "kd_layers": "pruned" | "all" | [names]   student layers paired with the teacher's layer
+ *                         of the same name: the ReLU closing each conv (→ BN) → ReLU, or each
+ *                         residual block; "pruned" = those whose conv widths differ
  *   "clip_norm": 0        clip the global gradient norm (0 = off)
  *   "seed": 0             augmentation randomness
  *   "threads": 0          BLAS/compute threads (0 = all cores; process-wide)
@@ -153,8 +162,8 @@ reparo_status reparo_evaluate(const reparo_model *model, const float *images, co
  *                         the three factors; "online" collapses them once per step, runs one
  *                         compact conv and maps its weight gradient back onto the factors (same
  *                         gradients, far cheaper); "auto" picks per layer by multiply-add count
- * Errors: INVALID_ARGUMENT (options, teacher whose input/classes differ), STATE.
- * The caller owns *out_trainer (reparo_trainer_free). */
+ * Errors: INVALID_ARGUMENT (options; teacher whose input or classes differ; kd_weight > 0
+ * without a teacher or without layer pairs). The caller owns *out_trainer (reparo_trainer_free). */
 reparo_status reparo_trainer_create(reparo_model *student, const reparo_model *teacher,
                                     const char *options_json, reparo_trainer **out_trainer);
 
@@ -189,8 +198,8 @@ typedef int32_t (*reparo_progress_callback)(const reparo_step_result *result, in
 /* Trains for `epochs` passes over `dataset` in shuffled (seeded) mini-batches of batch_size,
  * the last batch smaller. progress may be NULL. On an error the steps already taken are
  * kept and the failing step changed nothing. Stopping from the callback is not an error.
- * Errors: as reparo_trainer_step, and INVALID_ARGUMENT when the dataset's images or classes
- * do not match the student. */
+ * Errors: as reparo_trainer_step, and INVALID_ARGUMENT when the dataset's image shape differs
+ * from the student's input or it has more classes than the student. */
 reparo_status reparo_trainer_fit(reparo_trainer *trainer, const reparo_dataset *dataset, int32_t epochs,
                                  int32_t batch_size, uint64_t seed, reparo_progress_callback progress,
                                  void *user_data);

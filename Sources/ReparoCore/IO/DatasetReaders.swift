@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Foundation
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -180,7 +181,7 @@ public enum DatasetReader {
             let path = String(cString: value)
             if !path.isEmpty { return path }
         }
-        for start in [currentDirectory(), executableDirectory()] {
+        for start in [currentDirectory(), executableDirectory(), libraryDirectory()] {
             guard var directory = start else { continue }
             while true {
                 let candidate = join(directory, "data")
@@ -366,6 +367,22 @@ private func currentDirectory() -> String? {
 }
 
 /// The directory of the running executable (the test bundle under `swift test`).
+/// Directory of a loaded libreparo.so (from /proc/self/maps), so a program embedding the
+/// library outside the checkout still finds the data beside a library built in it.
+private func libraryDirectory() -> String? {
+    #if os(Linux)
+    guard let file = fopen("/proc/self/maps", "r") else { return nil }
+    defer { fclose(file) }
+    var line = [CChar](repeating: 0, count: 4096)
+    while fgets(&line, Int32(line.count), file) != nil {
+        let text = String(cString: line).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.hasSuffix("/libreparo.so"), let slash = text.firstIndex(of: "/") else { continue }
+        return parentDirectory(String(text[slash...]))
+    }
+    #endif
+    return nil
+}
+
 private func executableDirectory() -> String? {
     var resolved: String?
     #if os(Linux)

@@ -1,0 +1,48 @@
+"""Reparo: restore the accuracy of pruned CNNs by linear over-parameterization.
+
+Python bindings over the C API (include/reparo.h) in two layers, as llama-cpp-python does:
+:mod:`reparo._lib` declares every C function with ctypes; this package wraps them in classes
+with numpy in and out and exceptions that carry the status code and message.
+
+Example::
+
+    import reparo
+    train = reparo.Dataset.load("digits", split="train")
+    with reparo.Model.create(spec) as dense, reparo.Trainer(dense, lr=0.05) as trainer:
+        trainer.fit(train.images, train.labels, epochs=5, batch_size=32)
+"""
+
+from __future__ import annotations
+
+from . import _lib
+from .dataset import Dataset, load_dataset
+from .errors import ReparoError, Status
+from .model import MAX_BATCH, Model
+from .trainer import EpochStats, StepResult, Trainer
+
+__all__ = [
+    "Dataset",
+    "EpochStats",
+    "MAX_BATCH",
+    "Model",
+    "ReparoError",
+    "Status",
+    "StepResult",
+    "Trainer",
+    "__version__",
+    "library_path",
+    "library_version",
+    "load_dataset",
+]
+
+__version__ = "0.1.0"
+
+
+def library_version() -> str:
+    """Version string of the loaded C library (``reparo_version``)."""
+    return _lib.reparo_version().decode("utf-8")
+
+
+def library_path() -> str:
+    """Path of the loaded shared library."""
+    return str(_lib.LIBRARY_PATH)

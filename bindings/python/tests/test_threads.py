@@ -1,0 +1,52 @@
+"""Smoke test of the thread-safety promise: many threads may infer on one model at once."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+import reparo
+
+
+def test_four_threads_infer_identical_logits(model: reparo.Model, rng) -> None:
+    images = rng.standard_normal((64, 1, 8, 8)).astype(np.float32)
+    reference = model.infer(images)
+    results: list = []
+    errors: list = []
+    barrier = threading.Barrier(4)
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            for _ in range(25):  # ctypes drops the GIL, so these calls really overlap
+                results.append(model.infer(images))
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(results) == 100
+    assert all(np.array_equal(result, reference) for result in results)
+
+
+def test_threads_share_a_model_with_different_batch_sizes(model: reparo.Model, rng) -> None:
+    images = rng.standard_normal((33, 1, 8, 8)).astype(np.float32)
+    references = {n: model.infer(images[:n]) for n in (1, 7, 33)}
+    mismatches: list = []
+
+    def worker(n: int) -> None:
+        for _ in range(20):
+            if not np.array_equal(model.infer(images[:n]), references[n]):
+                mismatches.append(n)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in (1, 7, 33, 7)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not mismatches
