@@ -4,12 +4,32 @@ import Glibc
 import Darwin
 #endif
 
+import Foundation
+import Synchronization
+
+/// Bytes held by all live FloatBuffers of the process.
+private let allocatedBytes = Atomic<Int>(0)
+
 /// An owned, 64-byte aligned, contiguous Float32 buffer: the storage of every parameter,
 /// gradient, activation and workspace. Allocation failure is an error, not a trap, and sizes
-/// are capped so that a bad spec or file cannot ask for an absurd amount of memory.
+/// are capped so that a bad spec, file or batch size cannot ask for an absurd amount of
+/// memory: one buffer holds at most `maximumCount` floats, and all buffers together at most
+/// `memoryBudget` bytes (so the engine reports an error instead of being killed by the OOM
+/// killer after overcommitting).
 public final class FloatBuffer {
     /// Largest buffer the engine will allocate, in floats (4 GiB).
     public static let maximumCount = 1 << 30
+
+    /// Largest total the engine holds at once: 80% of physical memory, or $REPARO_MEMORY_BUDGET_MB.
+    public static let memoryBudget: Int = {
+        if let text = ProcessInfo.processInfo.environment["REPARO_MEMORY_BUDGET_MB"], let megabytes = Int(text), megabytes > 0 {
+            return megabytes << 20
+        }
+        return Int(Double(ProcessInfo.processInfo.physicalMemory) * 0.8)
+    }()
+
+    /// Bytes currently held by all FloatBuffers.
+    public static var allocated: Int { allocatedBytes.load(ordering: .relaxed) }
 
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
@@ -21,7 +41,13 @@ public final class FloatBuffer {
         }
         var raw: UnsafeMutableRawPointer? = nil
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        let total = allocatedBytes.add(bytes, ordering: .relaxed).newValue
+        guard total <= FloatBuffer.memoryBudget else {
+            allocatedBytes.subtract(bytes, ordering: .relaxed)
+            throw ReparoError.outOfMemory("allocating \(bytes >> 20) MiB would exceed the memory budget of \(FloatBuffer.memoryBudget >> 20) MiB (\(total >> 20) MiB requested in all); use a smaller batch or model")
+        }
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+            allocatedBytes.subtract(bytes, ordering: .relaxed)
             throw ReparoError.outOfMemory("could not allocate \(bytes) bytes")
         }
         memset(raw, 0, bytes)
@@ -37,7 +63,10 @@ public final class FloatBuffer {
         }
     }
 
-    deinit { free(pointer) }
+    deinit {
+        free(pointer)
+        allocatedBytes.subtract(max(count, 1) * MemoryLayout<Float>.stride, ordering: .relaxed)
+    }
 
     public var buffer: UnsafeMutableBufferPointer<Float> {
         UnsafeMutableBufferPointer(start: pointer, count: count)
