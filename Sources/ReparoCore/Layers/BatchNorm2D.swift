@@ -72,19 +72,13 @@ public final class BatchNorm2D: Layer {
             // Two-pass mean and variance in Double: activations can be large and M large.
             var total = 0.0
             for n in 0..<batch {
-                let source = x + (n * channels + c) * plane
-                var partial: Float = 0
-                for p in 0..<plane { partial += source[p] }
-                total += Double(partial)
+                total += Double(Vector.sum(x + (n * channels + c) * plane, count: plane))
             }
             let mean = total / Double(m)
             var squares = 0.0
             let meanFloat = Float(mean)
             for n in 0..<batch {
-                let source = x + (n * channels + c) * plane
-                var partial: Float = 0
-                for p in 0..<plane { let d = source[p] - meanFloat; partial += d * d }
-                squares += Double(partial)
+                squares += Double(Vector.squaredDeviation(x + (n * channels + c) * plane, mean: meanFloat, count: plane))
             }
             let variance = squares / Double(m)
             let inverse = Float(1 / (variance + Double(Self.epsilon)).squareRoot())
@@ -120,8 +114,8 @@ public final class BatchNorm2D: Layer {
             var sumDy: Float = 0, sumDyXhat: Float = 0
             for n in 0..<batch {
                 let offset = (n * channels + c) * plane
-                let g = dy + offset, xhat = normalized + offset
-                for p in 0..<plane { sumDy += g[p]; sumDyXhat += g[p] * xhat[p] }
+                sumDy += Vector.sum(dy + offset, count: plane)
+                sumDyXhat += Vector.dot(dy + offset, normalized + offset, count: plane)
             }
             scaleGradient[c] += sumDyXhat
             shiftGradient[c] += sumDy

@@ -18,7 +18,7 @@ public final class ReLU: Layer {
 
     @inline(__always)
     static func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { y[i] = max(x[i], 0) }
+        Vector.relu(x, y, count: count)
     }
 
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
@@ -29,6 +29,6 @@ public final class ReLU: Layer {
 
     @inline(__always)
     static func gradient(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { dx[i] = y[i] > 0 ? dy[i] : 0 }
+        Vector.reluGradient(y, dy, dx, count: count)
     }
 }

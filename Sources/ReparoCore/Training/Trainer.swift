@@ -187,24 +187,40 @@ public final class Trainer {
             var squares: Double = 0
             for parameter in trainable {
                 guard let gradient = parameter.gradient?.pointer else { continue }
-                for i in 0..<parameter.count { squares += Double(gradient[i]) * Double(gradient[i]) }
+                squares += Double(Vector.dot(gradient, gradient, count: parameter.count))
             }
             let norm = squares.squareRoot()
             if norm > options.clipNorm { clip = Float(options.clipNorm / (norm + 1e-6)) }
         }
         let momentum = Float(options.momentum)
         let first = step == 0
+        let nesterov = options.nesterov
         for (parameter, velocityBuffer) in zip(trainable, momentumBuffers) {
             guard let gradient = parameter.gradient?.pointer else { continue }
             let decay: Float = parameter.kind == .weight ? Float(options.weightDecay) : 0
-            let w = parameter.value.pointer, v = velocityBuffer.pointer
-            for i in 0..<parameter.count {
-                let g = gradient[i] * clip + decay * w[i]
-                if momentum > 0 {
-                    v[i] = first ? g : momentum * v[i] + g
-                    w[i] -= rate * (options.nesterov ? g + momentum * v[i] : v[i])
-                } else {
-                    w[i] -= rate * g
+            let w = parameter.value.pointer, v = velocityBuffer.pointer, count = parameter.count
+            // One branch-free loop per case, so each vectorizes.
+            if momentum == 0 {
+                for i in 0..<count { w[i] -= rate * (gradient[i] * clip + decay * w[i]) }
+            } else if first {
+                for i in 0..<count {
+                    let g = gradient[i] * clip + decay * w[i]
+                    v[i] = g
+                    w[i] -= rate * (nesterov ? g + momentum * g : g)
+                }
+            } else if nesterov {
+                for i in 0..<count {
+                    let g = gradient[i] * clip + decay * w[i]
+                    let velocity = momentum * v[i] + g
+                    v[i] = velocity
+                    w[i] -= rate * (g + momentum * velocity)
+                }
+            } else {
+                for i in 0..<count {
+                    let g = gradient[i] * clip + decay * w[i]
+                    let velocity = momentum * v[i] + g
+                    v[i] = velocity
+                    w[i] -= rate * velocity
                 }
             }
         }
