@@ -29,5 +29,10 @@ def test_c_examples() -> None:
     assert run.returncode == 0, output[-6000:]
     assert "C examples: all passed" in output
     assert "reloaded logits are bit-identical" in output
+    # serve.c + serve_client.c: answers over the socket equal a local reparo_infer bit for bit,
+    # malformed requests are rejected, and both ways of stopping the server work.
+    assert output.count("serve_client: all answers matched") == 2, output[-3000:]
+    assert "malformed requests: 6 of 6 rejected as expected" in output
+    assert "serve: stopped (SIGTERM)" in output and "serve: stopped (the request limit was reached)" in output
     summary = re.findall(r"^(\d+) passed, (\d+) failed$", run.stdout, flags=re.M)
     assert summary and summary[-1][1] == "0" and int(summary[-1][0]) > 100, output[-3000:]

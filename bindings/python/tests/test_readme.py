@@ -23,7 +23,7 @@ def blocks() -> list[tuple[str, str, int]]:
 
 def test_readme_blocks_are_all_accounted_for() -> None:
     kinds = [kind for kind, _, _ in blocks()]
-    assert kinds == ["sh", "sh", "c", "python", "text"], kinds
+    assert kinds == ["sh", "sh", "c", "python", "sh", "python", "text"], kinds
 
 
 def test_quick_start_main_job(tmp_path: Path) -> None:
@@ -62,3 +62,17 @@ def test_python_tour() -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     accuracy = float(re.search(r"collapsed: ([0-9.]+)%", run.stdout).group(1))
     assert accuracy > 80, run.stdout
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+def test_service_tour() -> None:
+    script = blocks()[4][1]
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "p50" in run.stdout, run.stdout
+
+
+def test_pytorch_tour() -> None:
+    pytest.importorskip("torch")
+    run = subprocess.run([sys.executable, "-c", blocks()[5][1]], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
