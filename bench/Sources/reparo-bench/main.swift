@@ -1,2 +1,471 @@
+// reparo-bench: kernel and model timings of the engine, against raw OpenBLAS sgemm.
+//
+//   reparo-bench conv-efficiency   each distinct VGG-16 conv (dense, pruned 0.7), batch 64:
+//                                  forward / weight-gradient / input-gradient vs the same sgemm
+//   reparo-bench step              one SGD step, batch 64, VGG-16 pruned 0.7: compact and
+//                                  expanded (rate 4) with chain_mode naive / online / auto
+//   reparo-bench layers            where a training step's time goes, per layer type
+//   reparo-bench infer             collapsed + BN-folded VGG-16 (pruned, dense), batch 1 and 64
+//   reparo-bench all               all of the above
+// Options: --threads N (2), --reps N (10, the minimum of timed repetitions after 2 warm-ups),
+//          --batch N (64), --json PATH (also write the results as JSON),
+//          --variant compact|naive|online|dense (layers: profile only that model, e.g. under perf).
+// Each section also reports the share of CPU other processes took meanwhile (from /proc).
+// Every figure is the median of the timed repetitions. See bench/README.md.
+import COpenBLAS
+import Foundation
 import ReparoCore
-print("reparo-bench: see bench/README.md")
+
+struct Settings {
+    var command = "all"
+    var threads = 2
+    var repetitions = 10
+    var batch = 64
+    var jsonPath: String? = nil
+    /// `layers` only: profile just the models whose label contains this (compact, naive, online,
+    /// dense); by default all but the naive chain (its step is timed by `step`; profiling it costs a minute).
+    var variant: String? = nil
+
+    static func parse(_ arguments: [String]) -> Settings {
+        var settings = Settings()
+        var index = 0
+        func value(_ flag: String) -> String {
+            index += 1
+            guard index < arguments.count else { fail("\(flag) needs a value") }
+            return arguments[index]
+        }
+        func integer(_ flag: String) -> Int {
+            let text = value(flag)
+            guard let number = Int(text), number >= 1 else { fail("\(flag): expected a positive integer, got \(text)") }
+            return number
+        }
+        var commandSeen = false
+        while index < arguments.count {
+            let argument = arguments[index]
+            switch argument {
+            case "--threads": settings.threads = integer(argument)
+            case "--reps": settings.repetitions = integer(argument)
+            case "--batch": settings.batch = integer(argument)
+            case "--json": settings.jsonPath = value(argument)
+            case "--variant": settings.variant = value(argument)
+            case "-h", "--help":
+                print(usage)
+                exit(0)
+            default:
+                guard !commandSeen, !argument.hasPrefix("-") else { fail("unexpected argument \(argument)\n\(usage)") }
+                settings.command = argument
+                commandSeen = true
+            }
+            index += 1
+        }
+        guard ["conv-efficiency", "step", "layers", "infer", "all"].contains(settings.command) else {
+            fail("unknown command \(settings.command)\n\(usage)")
+        }
+        return settings
+    }
+}
+
+let usage = """
+usage: reparo-bench [conv-efficiency|step|layers|infer|all] [--threads N] [--reps N] [--batch N] [--json PATH]
+                    [--variant compact|naive|online|dense]   (layers: profile only that model)
+"""
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(("reparo-bench: " + message + "\n").data(using: .utf8) ?? Data())
+    exit(2)
+}
+
+// MARK: Models
+
+let denseSpec = #"{"preset":"vgg16"}"#
+
+func makeModels() throws -> (dense: Model, pruned: Model) {
+    let dense = try Model(specJSON: denseSpec, seed: 1)
+    let pruned = try Pruning.prune(dense, options: PruneOptions.parse(#"{"ratio":0.7}"#))
+    return (dense, pruned)
+}
+
+func expanded(_ pruned: Model) throws -> Model {
+    try Expansion.expand(pruned.clone(), options: ExpandOptions.parse(#"{"rate":4}"#))
+}
+
+// MARK: conv-efficiency
+
+/// One conv layer shape timed in the engine and as raw sgemm.
+func convEfficiency(model: Model, label: String, settings: Settings) throws -> (markdown: String, json: [[String: Any]]) {
+    let batch = settings.batch
+    var groups: [(key: String, names: [String], conv: Conv2D)] = []
+    for case let conv as Conv2D in model.network.layers {
+        let key = "\(conv.inputShape.channels)→\(conv.outputShape.channels) @\(conv.inputShape.height)×\(conv.inputShape.width)"
+        if let index = groups.firstIndex(where: { $0.key == key }) {
+            groups[index].names.append(conv.name)
+        } else {
+            groups.append((key, [conv.name], conv))
+        }
+    }
+    var rows: [[String]] = []
+    var layoutRows: [[String]] = []
+    var records: [[String: Any]] = []
+    var totals = (reparo: 0.0, sgemm: 0.0, flops: 0.0)
+    for group in groups {
+        let conv = group.conv
+        let m = conv.outputShape.channels
+        let n = batch * conv.outputShape.spatial
+        let k = conv.patchSize
+        let flops = 2.0 * Double(m) * Double(n) * Double(k)
+        let cache = try conv.makeCache(batch: batch, training: true)
+        let x = try FloatBuffer(count: batch * conv.inputShape.count)
+        let y = try FloatBuffer(count: batch * conv.outputShape.count)
+        let dy = try FloatBuffer(count: batch * conv.outputShape.count)
+        let dx = try FloatBuffer(count: batch * conv.inputShape.count)
+        fillRandom(x.pointer, count: x.count, seed: 1)
+        fillRandom(dy.pointer, count: dy.count, seed: 2)
+        fillRandom(conv.weight.value.pointer, count: conv.weight.count, seed: 3)
+        let forward = measure(repetitions: settings.repetitions) {
+            conv.forward(x.pointer, y.pointer, cache: cache, training: true)
+        }
+        // backward without dx runs only the dy permutation and the weight-gradient GEMM; with dx
+        // it adds the column-gradient GEMM and col2im, so the difference is the input-gradient part.
+        let weightPart = measure(repetitions: settings.repetitions) {
+            conv.backward(x.pointer, y.pointer, dy.pointer, nil, cache: cache)
+        }
+        let wholeBackward = measure(repetitions: settings.repetitions) {
+            conv.backward(x.pointer, y.pointer, dy.pointer, dx.pointer, cache: cache)
+        }
+        let inputPart = max(wholeBackward.median - weightPart.median, 1e-9)
+
+        // The same three GEMMs, same transposes and leading dimensions, on plain buffers.
+        let w = conv.weight.value.pointer
+        let columns = try FloatBuffer(count: k * n)
+        let output = try FloatBuffer(count: m * n)
+        let gradient = try FloatBuffer(count: m * k)
+        fillRandom(columns.pointer, count: columns.count, seed: 4)
+        fillRandom(output.pointer, count: output.count, seed: 5)
+        let rawForward = measure(repetitions: settings.repetitions) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(n), blasint(k), 1,
+                        w, blasint(k), columns.pointer, blasint(n), 0, output.pointer, blasint(n))
+        }
+        let rawWeight = measure(repetitions: settings.repetitions) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(k), blasint(n), 1,
+                        output.pointer, blasint(n), columns.pointer, blasint(n), 1, gradient.pointer, blasint(k))
+        }
+        let rawInput = measure(repetitions: settings.repetitions) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blasint(k), blasint(n), blasint(m), 1,
+                        w, blasint(k), output.pointer, blasint(n), 0, columns.pointer, blasint(n))
+        }
+        func gflops(_ seconds: Double) -> Double { flops / seconds / 1e9 }
+        let parts: [(String, Double, Double)] = [
+            ("forward", forward.median, rawForward.median),
+            ("weight_gradient", weightPart.median, rawWeight.median),
+            ("input_gradient", inputPart, rawInput.median),
+        ]
+        var row = [group.names.joined(separator: ", "), group.key, "\(m)×\(n)×\(k)"]
+        var record: [String: Any] = ["model": label, "layers": group.names, "shape": group.key,
+                                     "gemm_mnk": [m, n, k], "gflop_per_gemm": flops / 1e9]
+        let count = Double(group.names.count)
+        for (part, reparo, raw) in parts {
+            // The first layer's input gradient is never computed in training (nothing to pass it to).
+            let needed = !(part == "input_gradient" && group.names.contains(model.network.layers.first?.name ?? ""))
+            row += [format(reparo * 1e3, 2), format(gflops(reparo), 0), format(gflops(raw), 0),
+                    format(100 * raw / reparo, 0) + "%"]
+            record[part] = ["reparo_ms": reparo * 1e3, "reparo_gflops": gflops(reparo),
+                            "sgemm_ms": raw * 1e3, "sgemm_gflops": gflops(raw), "efficiency": raw / reparo,
+                            "needed_in_training": needed]
+            if needed {
+                totals.reparo += reparo * count
+                totals.sgemm += raw * count
+                totals.flops += flops * count
+            }
+        }
+        record["backward_ms"] = wholeBackward.median * 1e3
+        // The forward GEMM laid out differently: one GEMM per image, written straight into NCHW
+        // (no [Cout,N,P] → [N,Cout,P] copy), and the swapped product Y[N·P, Cout] = colsᵀ · Wᵀ.
+        let positions = conv.outputShape.spatial
+        let perImage = measure(repetitions: settings.repetitions) {
+            for image in 0..<batch {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(positions), blasint(k), 1,
+                            w, blasint(k), columns.pointer + image * positions, blasint(n), 0,
+                            output.pointer + image * m * positions, blasint(positions))
+            }
+        }
+        let swapped = measure(repetitions: settings.repetitions) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, blasint(n), blasint(m), blasint(k), 1,
+                        columns.pointer, blasint(n), w, blasint(k), 0, output.pointer, blasint(m))
+        }
+        record["forward_layouts"] = ["batched_gflops": gflops(rawForward.median), "per_image_gflops": gflops(perImage.median),
+                                     "swapped_gflops": gflops(swapped.median)]
+        layoutRows.append([group.key, "\(m)×\(n)×\(k)", format(gflops(rawForward.median), 0),
+                           format(gflops(perImage.median), 0), format(gflops(swapped.median), 0),
+                           format(gflops(forward.median), 0)])
+        rows.append(row)
+        records.append(record)
+    }
+    let header = ["layers", "Cin→Cout @H×W", "M×N×K",
+                  "fwd ms", "GF/s", "sgemm GF/s", "eff",
+                  "dW ms", "GF/s", "sgemm GF/s", "eff",
+                  "dX ms", "GF/s", "sgemm GF/s", "eff"]
+    let summary = "All conv passes of one \(label) training step (each layer counted, first layer's dX excluded): " +
+        "engine \(format(totals.reparo * 1e3, 1)) ms (\(format(totals.flops / totals.reparo / 1e9, 0)) GFLOP/s), " +
+        "raw sgemm \(format(totals.sgemm * 1e3, 1)) ms (\(format(totals.flops / totals.sgemm / 1e9, 0)) GFLOP/s), " +
+        "efficiency \(format(100 * totals.sgemm / totals.reparo, 0))%."
+    records.append(["model": label, "total": ["reparo_ms": totals.reparo * 1e3, "sgemm_ms": totals.sgemm * 1e3,
+                                              "gflop": totals.flops / 1e9, "efficiency": totals.sgemm / totals.reparo]])
+    let layouts = table(["Cin→Cout @H×W", "M×N×K", "batched sgemm GF/s (engine's)", "64 per-image sgemm GF/s",
+                         "swapped colsᵀ·Wᵀ GF/s", "engine fwd GF/s"], layoutRows)
+    return ("### conv efficiency, VGG-16 \(label), batch \(batch)\n\n" + table(header, rows) + "\n\n" + summary +
+            "\n\nForward GEMM in other layouts (raw sgemm only):\n\n" + layouts + "\n", records)
+}
+
+// MARK: step
+
+func chains(_ model: Model) -> [ExpandedChain] { model.network.layers.compactMap { $0 as? ExpandedChain } }
+
+/// Multiply-adds of one training step (forward + two backward products, convs and linears).
+func stepMultiplyAdds(_ model: Model, mode: String, batch: Int) -> Double {
+    var total = 0.0
+    for layer in model.network.layers {
+        if let chain = layer as? ExpandedChain {
+            let cost = chain.trainingCost(batch: batch)
+            switch mode {
+            case "naive": total += Double(cost.naive)
+            case "online": total += Double(cost.online)
+            default: total += Double(min(cost.naive, cost.online))
+            }
+        } else {
+            total += 3 * Double(batch) * Double(layer.multiplyAdds)
+        }
+    }
+    return total
+}
+
+func makeTrainer(_ model: Model, mode: String, settings: Settings) throws -> Trainer {
+    // A small learning rate keeps random-data steps finite for any number of repetitions.
+    let options = try TrainerOptions.parse(#"{"lr":0.001,"momentum":0.9,"weight_decay":5e-4,"threads":\#(settings.threads),"chain_mode":"\#(mode)"}"#)
+    return try Trainer(student: model, teacher: nil, options: options)
+}
+
+func stepBench(pruned: Model, settings: Settings) throws -> (markdown: String, json: [[String: Any]]) {
+    let batch = settings.batch
+    let shape = pruned.inputShape
+    let images = try FloatBuffer(count: batch * shape.count)
+    fillRandom(images.pointer, count: images.count, seed: 7)
+    let labels = (0..<batch).map { Int32($0 % pruned.classes) }
+    var rows: [[String]] = []
+    var records: [[String: Any]] = []
+    var compactTime = 0.0
+    for (label, mode) in [("compact (pruned)", "auto"), ("expanded naive", "naive"),
+                          ("expanded online", "online"), ("expanded auto", "auto")] {
+        let model = label.hasPrefix("compact") ? try pruned.clone() : try expanded(pruned)
+        let trainer = try makeTrainer(model, mode: mode, settings: settings)
+        let sample = try labels.withUnsafeBufferPointer { labelPointer -> Sample in
+            guard let labelBase = labelPointer.baseAddress else { fail("no labels") }
+            return try measure(repetitions: settings.repetitions, budget: 0) {
+                try trainer.step(images: images.pointer, labels: labelBase, batch: batch)
+            }
+        }
+        if label.hasPrefix("compact") { compactTime = sample.median }
+        let work = stepMultiplyAdds(model, mode: label.hasPrefix("compact") ? "compact" : mode, batch: batch)
+        let chainModes = chains(model).map { $0.trainingCost(batch: batch) }
+            .map { $0.online <= $0.naive ? "online" : "naive" }
+        let resolved = label == "expanded auto" ? " (\(chainModes.filter { $0 == "online" }.count)/\(chainModes.count) chains online)" : ""
+        rows.append([label + resolved, format(sample.milliseconds, 1), format(sample.minimum * 1e3, 1),
+                     format(sample.median / compactTime, 2) + "×", format(work / 1e9, 2),
+                     format(2 * work / sample.median / 1e9, 0), "\(sample.repetitions)"])
+        records.append(["variant": label, "chain_mode": label.hasPrefix("compact") ? "none" : mode,
+                        "gmac_per_step": work / 1e9, "achieved_gflops": 2 * work / sample.median / 1e9]
+                       .merging(sample.json) { a, _ in a })
+    }
+    let header = ["VGG-16 pruned 0.7, batch \(batch)", "median ms", "min ms", "vs compact", "GMAC/step", "GFLOP/s", "reps"]
+    return ("### training step (SGD momentum, CE, forward+backward+update)\n\n" + table(header, rows) + "\n", records)
+}
+
+// MARK: layers
+
+/// Per-layer forward and backward times of a training step, grouped by layer type, and the
+/// rest of the step (loss, finiteness check, SGD update) as the step time minus their sum.
+func layerProfile(model: Model, label: String, mode: String, settings: Settings) throws -> (markdown: String, json: [String: Any]) {
+    let batch = settings.batch
+    let layers = model.network.layers
+    for chain in chains(model) {
+        chain.trainingMode = ExpandedChain.TrainingMode(rawValue: mode) ?? .automatic
+    }
+    let caches = try layers.map { try $0.makeCache(batch: batch, training: true) }
+    let outputs = try layers.map { try FloatBuffer(count: batch * $0.outputShape.count) }
+    let gradients = try layers.map { try FloatBuffer(count: batch * $0.outputShape.count) }
+    let input = try FloatBuffer(count: batch * model.inputShape.count)
+    fillRandom(input.pointer, count: input.count, seed: 11)
+    var forwardTimes = [[Double]](repeating: [], count: layers.count)
+    var backwardTimes = [[Double]](repeating: [], count: layers.count)
+    for repetition in 0..<(settings.repetitions + 2) {
+        var x = UnsafePointer(input.pointer)
+        for (index, layer) in layers.enumerated() {
+            let start = now()
+            layer.forward(x, outputs[index].pointer, cache: caches[index], training: true)
+            if repetition >= 2 { forwardTimes[index].append(now() - start) }
+            x = UnsafePointer(outputs[index].pointer)
+        }
+        fillRandom(gradients[layers.count - 1].pointer, count: gradients[layers.count - 1].count, seed: 12)
+        for index in stride(from: layers.count - 1, through: 0, by: -1) {
+            let x = index == 0 ? UnsafePointer(input.pointer) : UnsafePointer(outputs[index - 1].pointer)
+            let dx = index == 0 ? nil : gradients[index - 1].pointer
+            let start = now()
+            layers[index].backward(x, outputs[index].pointer, gradients[index].pointer, dx, cache: caches[index])
+            if repetition >= 2 { backwardTimes[index].append(now() - start) }
+        }
+    }
+    func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+    var byType: [(type: String, forward: Double, backward: Double)] = []
+    var perLayer: [[String: Any]] = []
+    for (index, layer) in layers.enumerated() {
+        let type = String(describing: Swift.type(of: layer))
+        let f = median(forwardTimes[index]), b = median(backwardTimes[index])
+        perLayer.append(["name": layer.name, "type": type, "forward_ms": f * 1e3, "backward_ms": b * 1e3])
+        if let position = byType.firstIndex(where: { $0.type == type }) {
+            byType[position].forward += f
+            byType[position].backward += b
+        } else {
+            byType.append((type, f, b))
+        }
+    }
+    // The whole step through the Trainer, for the remainder (loss, checks, update).
+    let trainer = try makeTrainer(try model.clone(), mode: mode, settings: settings)
+    let labels = (0..<batch).map { Int32($0 % model.classes) }
+    let step = try labels.withUnsafeBufferPointer { pointer -> Sample in
+        guard let base = pointer.baseAddress else { fail("no labels") }
+        return try measure(repetitions: settings.repetitions, budget: 0) {
+            try trainer.step(images: input.pointer, labels: base, batch: batch)
+        }
+    }
+    let layerTotal = byType.reduce(0) { $0 + $1.forward + $1.backward }
+    var rows = byType.map { entry in
+        [entry.type, format(entry.forward * 1e3, 1), format(entry.backward * 1e3, 1),
+         format((entry.forward + entry.backward) * 1e3, 1),
+         format(100 * (entry.forward + entry.backward) / step.median, 0) + "%"]
+    }
+    let other = step.median - layerTotal
+    rows.append(["rest of the step (loss, finiteness check, SGD update)", "", "", format(other * 1e3, 1),
+                 format(100 * other / step.median, 0) + "%"])
+    rows.append(["**Trainer.step**", "", "", format(step.milliseconds, 1), "100%"])
+    let markdown = "#### \(label)\n\n" + table(["layer type", "forward ms", "backward ms", "total ms", "share of step"], rows) + "\n"
+    let json: [String: Any] = [
+        "model": label, "chain_mode": mode, "step_ms": step.milliseconds, "other_ms": other * 1e3,
+        "by_type": byType.map { ["type": $0.type, "forward_ms": $0.forward * 1e3, "backward_ms": $0.backward * 1e3] },
+        "layers": perLayer,
+    ]
+    return (markdown, json)
+}
+
+// MARK: infer
+
+func inferBench(dense: Model, pruned: Model, settings: Settings) throws -> (markdown: String, json: [[String: Any]]) {
+    let fold = try CollapseOptions.parse(#"{"fold_batchnorm":true}"#)
+    // The method's deliverable: pruned → expanded → fine-tuned → collapsed with BN folded.
+    let prunedFolded = try Collapse.collapse(try expanded(pruned), options: fold)
+    let denseFolded = try Collapse.collapse(dense, options: fold)
+    var rows: [[String]] = []
+    var records: [[String: Any]] = []
+    for (label, model) in [("pruned 0.7, collapsed + BN folded", prunedFolded), ("pruned 0.7, BN not folded", pruned),
+                           ("dense, BN folded", denseFolded)] {
+        for batch in [1, settings.batch] {
+            let images = try FloatBuffer(count: batch * model.inputShape.count)
+            fillRandom(images.pointer, count: images.count, seed: 21)
+            let logits = try FloatBuffer(count: batch * model.classes)
+            let sample = try measure(warmup: 3, repetitions: max(settings.repetitions, 10)) {
+                try model.infer(images.pointer, batch: batch, logits: logits.pointer)
+            }
+            let macs = Double(model.multiplyAdds) * Double(batch)
+            rows.append([label, "\(batch)", format(sample.milliseconds, 3), format(sample.median * 1e3 / Double(batch), 3),
+                         format(Double(batch) / sample.median, 0), format(2 * macs / sample.median / 1e9, 0),
+                         "\(sample.repetitions)"])
+            records.append(["model": label, "batch": batch, "mflops_per_image": 2 * Double(model.multiplyAdds) / 1e6]
+                           .merging(sample.json) { a, _ in a })
+        }
+    }
+    let header = ["model", "batch", "median ms", "ms/image", "images/s", "GFLOP/s", "reps"]
+    return ("### inference (eval forward, Model.infer)\n\n" + table(header, rows) + "\n", records)
+}
+
+// MARK: main
+
+let settings = Settings.parse(Array(CommandLine.arguments.dropFirst()))
+BLAS.setThreads(settings.threads)
+Parallel.threads = settings.threads
+let coreName = openblas_get_corename().map { String(cString: $0) } ?? "?"
+let config = openblas_get_config().map { String(cString: $0) } ?? "?"
+let environment = ProcessInfo.processInfo.environment
+print("# reparo-bench \(settings.command): threads \(settings.threads), batch \(settings.batch), ≥\(settings.repetitions) timed repetitions after warm-up, medians")
+print("OpenBLAS: \(config) (core \(coreName)); OPENBLAS_CORETYPE=\(environment["OPENBLAS_CORETYPE"] ?? "unset"), OPENBLAS_L2_SIZE=\(environment["OPENBLAS_L2_SIZE"] ?? "unset")\n")
+
+var results: [String: Any] = [
+    "threads": settings.threads, "batch": settings.batch, "min_repetitions": settings.repetitions,
+    "openblas": ["config": config, "core": coreName,
+                 "OPENBLAS_CORETYPE": (environment["OPENBLAS_CORETYPE"].map { $0 as Any } ?? NSNull()),
+                 "OPENBLAS_L2_SIZE": (environment["OPENBLAS_L2_SIZE"].map { $0 as Any } ?? NSNull())] as [String: Any],
+]
+do {
+    let (dense, pruned) = try makeModels()
+    let all = settings.command == "all"
+    /// Runs a section and reports how much of the CPU other processes took meanwhile.
+    func section(_ key: String, _ body: () throws -> Any) rethrows {
+        let load = ForeignLoad()
+        let value = try body()
+        let share = load.share
+        results[key] = ["results": value, "foreign_cpu_share": share]
+        print("Other processes used \(format(100 * share, 1))% of the CPU during this section\(share > 0.05 ? " — NOISY, rerun on a quiet machine" : "").\n")
+    }
+    if all || settings.command == "conv-efficiency" {
+        try section("conv_efficiency") {
+            var records: [[String: Any]] = []
+            for (label, model) in [("dense", dense), ("pruned 0.7", pruned)] {
+                let result = try convEfficiency(model: model, label: label, settings: settings)
+                print(result.markdown)
+                records += result.json
+            }
+            print("eff = sgemm time / engine time for the same GEMM (M×N×K, same transposes). fwd includes im2col and the [Cout,N,P]→[N,Cout,P] copy; dW = backward without dx (dy permutation + dW GEMM); dX = full backward − dW (dcols GEMM + col2im).")
+            return records
+        }
+    }
+    if all || settings.command == "step" {
+        try section("step") {
+            let result = try stepBench(pruned: pruned, settings: settings)
+            print(result.markdown)
+            return result.json
+        }
+    }
+    if all || settings.command == "layers" {
+        try section("layers") {
+            var records: [[String: Any]] = []
+            print("### where a training step's time goes (batch \(settings.batch), per-layer medians)\n")
+            for (label, model, mode) in [("VGG-16 pruned 0.7, compact", pruned, "auto"),
+                                         ("VGG-16 pruned 0.7, expanded naive", try expanded(pruned), "naive"),
+                                         ("VGG-16 pruned 0.7, expanded online", try expanded(pruned), "online"),
+                                         ("VGG-16 dense", dense, "auto")]
+                where settings.variant.map({ label.contains($0) }) ?? !label.contains("naive") {
+                let result = try layerProfile(model: try model.clone(), label: label, mode: mode, settings: settings)
+                print(result.markdown)
+                records.append(result.json)
+            }
+            return records
+        }
+    }
+    if all || settings.command == "infer" {
+        try section("infer") {
+            let result = try inferBench(dense: dense, pruned: pruned, settings: settings)
+            print(result.markdown)
+            return result.json
+        }
+    }
+} catch {
+    fail("\(error)")
+}
+if let path = settings.jsonPath {
+    do {
+        let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: URL(fileURLWithPath: path))
+    } catch {
+        fail("could not write \(path): \(error)")
+    }
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Reparo's benchmark, one run: engine micro-benchmarks (reparo-bench) then Reparo against
+# PyTorch and ONNX Runtime (peers.py), 2 threads everywhere. Writes bench/results/<date>.json
+# and prints markdown tables. Takes about 8 minutes on 2 cores. See bench/README.md.
+#   bench/run.sh              build, wait for a quiet CPU, run everything
+#   bench/run.sh --no-build   reuse the built library and bench binary
+#   REPS=10 BENCH_QUIET_WAIT=300 bench/run.sh
+#   BENCH_NICE=-15 bench/run.sh   on a shared machine (root only): run at a higher priority so
+#                                 other jobs take less of the CPU from the timed code
+set -euo pipefail
+cd "$(dirname "$0")/.."
+reps="${REPS:-10}"
+threads=2
+export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, when the machine sets them, are left as they are.
+
+venv=bench/.venv
+if [[ ! -x $venv/bin/python ]]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet torch onnxruntime onnx numpy
+fi
+
+if [[ "${1:-}" != "--no-build" ]]; then
+    scripts/build.sh >/dev/null
+    # Same flags as scripts/build.sh, so both builds share ReparoCore's objects.
+    swift build -c release --scratch-path .build-release --product reparo-bench \
+        -Xswiftc -static-stdlib -Xlinker -l_FoundationCollections -Xlinker -l_FoundationCShims \
+        -Xlinker -lswiftSynchronization >&2
+fi
+
+# Wait (up to BENCH_QUIET_WAIT seconds) for 5 s in which the CPU is at least 95% idle: a
+# benchmark taken while something else compiles measures the compiler. Each section still
+# reports the share of CPU other processes took during it.
+wait_for_quiet() {
+    local deadline=$((SECONDS + ${BENCH_QUIET_WAIT:-300}))
+    local a b
+    while ((SECONDS < deadline)); do
+        read -ra a < /proc/stat; sleep 5; read -ra b < /proc/stat
+        local busy=$(( (b[1]+b[2]+b[3]+b[6]+b[7]+b[8]) - (a[1]+a[2]+a[3]+a[6]+a[7]+a[8]) ))
+        local total=$(( busy + (b[4]+b[5]) - (a[4]+a[5]) ))
+        if ((total > 0 && busy * 100 < total * 5)); then return 0; fi
+        echo "waiting for a quiet CPU ($((busy * 100 / total))% busy) ..." >&2
+    done
+    echo "warning: the CPU did not become quiet; results may be noisy" >&2
+}
+
+run=()
+if [[ -n "${BENCH_NICE:-}" ]]; then run=(nice -n "$BENCH_NICE"); fi
+
+date=$(date +%F)
+mkdir -p bench/results
+engine_json=$(mktemp /tmp/reparo-engine-XXXXXX.json)
+wait_for_quiet
+"${run[@]}" .build-release/release/reparo-bench all --threads $threads --reps "$reps" --json "$engine_json"
+wait_for_quiet
+"${run[@]}" "$venv/bin/python" bench/peers.py --reps "$reps" --engine-json "$engine_json" --out "bench/results/$date.json"
+rm -f "$engine_json"

@@ -1,0 +1,62 @@
+// libFuzzer target: the JSON text a caller passes to reparo_model_create (a spec) and to the
+// options parameters of reparo_trainer_create / reparo_prune / reparo_expand /
+// reparo_collapse. Compiled into one module with ReparoCore's sources (see fuzz/run.sh).
+//
+// The bytes are treated as the C layer treats a `const char *`: text up to the first NUL,
+// rejected unless valid UTF-8. Every parser sees the text: StrictJSON, the four options
+// parsers (for them the oracle is only "no trap, no hang, bounded memory"), and SpecParser; a
+// spec that parses must be a fixed point of its own JSON text, is built into a model (the work
+// of reparo_model_create) when under 2 M parameters, and when small enough is run once on
+// zeros.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// See FuzzLoad: inference is skipped above this cost so that a legal but large model is not
+/// reported as a timeout of the harness.
+private let inferenceMultiplyAddLimit = 50_000_000
+
+/// Models above this many parameters are not built (see `estimatedParameters`). Below it, the
+/// model and the workspace of a one-image inference are always allocated.
+private let parameterLimit = 2_000_000
+
+private var configured = false
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzSpec(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    if !configured {
+        BLAS.setThreads(1)
+        Parallel.threads = 1
+        configured = true
+    }
+    let bytes = UnsafeBufferPointer(start: data, count: size)
+    let end = bytes.firstIndex(of: 0) ?? size
+    guard let text = String(validating: UnsafeBufferPointer(rebasing: bytes[0 ..< end]), as: UTF8.self) else { return 0 }
+
+    // The lower layer on its own, at the limits the parsers use.
+    _ = try? StrictJSON.parse(text, context: "fuzz", maximumDepth: JSONObject.maximumDepth,
+                              maximumLength: JSONObject.maximumLength)
+
+    _ = try? TrainerOptions.parse(text)
+    _ = try? PruneOptions.parse(text)
+    _ = try? ExpandOptions.parse(text)
+    _ = try? CollapseOptions.parse(text)
+
+    guard let spec = try? SpecParser.parse(text) else { return 0 }
+    // The saved text is the contract (ModelSpec == also compares fields the text leaves out,
+    // such as the stride of a global average pool), so the text must be a fixed point.
+    let saved = spec.jsonText
+    guard let reparsed = try? SpecParser.parse(saved), reparsed.jsonText == saved else {
+        fatalError("spec does not survive its JSON round trip: \(saved)")
+    }
+    guard estimatedParameters(spec) <= parameterLimit, let model = try? Model(spec: spec, seed: 1) else { return 0 }
+    _ = model.describe()
+    guard (try? model.network.makeCache(batch: 1, training: false)) != nil else { return 0 }
+    if model.multiplyAdds <= inferenceMultiplyAddLimit,
+       let images = try? FloatBuffer(count: model.inputShape.count),
+       let logits = try? FloatBuffer(count: model.classes) {
+        try? model.infer(images.pointer, batch: 1, logits: logits.pointer)
+    }
+    return 0
+}

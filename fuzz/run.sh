@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# libFuzzer targets over ReparoCore (see fuzz/README.md).
+#
+#   fuzz/run.sh build                    build every target into fuzz/.build/
+#   fuzz/run.sh run <target> <seconds>   fuzz one target (load | spec | checkpoint) for a time budget
+#   fuzz/run.sh ci                       build, replay known findings, fuzz each target 20 s;
+#                                        non-zero on any finding (FUZZ_KNOWN=warn: known ones
+#                                        are reported only; FUZZ_CI_SECONDS=N per target)
+#   fuzz/run.sh repro <target> <file>... run a target on given inputs only (no fuzzing)
+#   fuzz/run.sh corpus                   regenerate the seed corpora (fuzz/make_corpus.sh)
+#
+# Each target is ReparoCore's sources plus one harness, compiled as ONE module with
+# -sanitize=fuzzer,address. A finding (crash, Swift trap, ASan report, malloc over
+# -malloc_limit_mb, RSS over -rss_limit_mb, one input over -timeout seconds) stops the run with
+# a non-zero status and writes the input to fuzz/corpus/<target>/{crash,oom,timeout}-<sha1>.
+# New interesting inputs go to fuzz/.work/<target>/ (not committed); the committed seeds stay
+# in fuzz/corpus/<target>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+targets=(load spec checkpoint)
+build_dir=fuzz/.build
+work_dir=fuzz/.work
+limits=(-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=1)
+
+harness() {
+    case "$1" in
+        load) echo fuzz/Sources/FuzzLoad/main.swift ;;
+        spec) echo fuzz/Sources/FuzzSpec/main.swift ;;
+        checkpoint) echo fuzz/Sources/FuzzCheckpoint/main.swift ;;
+        *) echo "unknown target '$1' (targets: ${targets[*]})" >&2; exit 2 ;;
+    esac
+}
+
+# The libFuzzer runtime that `swiftc -sanitize=fuzzer` links; absent from some toolchains.
+fuzzer_runtime() {
+    local resources
+    resources=$(swiftc -print-target-info 2>/dev/null | sed -n 's/.*"runtimeResourcePath": "\(.*\)".*/\1/p' | head -n1)
+    local candidate
+    for candidate in "$resources"/clang/lib/linux/libclang_rt.fuzzer-x86_64.a \
+                     "$resources"/clang/lib/linux/libclang_rt.fuzzer-"$(uname -m)".a; do
+        [[ -f "$candidate" ]] && { echo "$candidate"; return 0; }
+    done
+    return 1
+}
+
+build_one() {
+    local target=$1
+    mkdir -p "$build_dir"
+    # -O: the fuzzer needs speed; -g: symbolized stacks. ReparoCore is language mode 5
+    # (Package.swift), and its sources name the module (ReparoCore.jsonText), hence -module-name.
+    # lld instead of gold: gold warns about every ASan outlined check symbol.
+    # shellcheck disable=SC2046
+    swiftc -parse-as-library -swift-version 5 -module-name ReparoCore -O -g \
+        -sanitize=fuzzer,address -use-ld=lld \
+        -I Sources/COpenBLAS \
+        $(find Sources/ReparoCore -name '*.swift' | LC_ALL=C sort) "$(harness "$target")" fuzz/Sources/Common/*.swift \
+        -lopenblas -o "$build_dir/fuzz-$target"
+}
+
+build() {
+    local pids=() target status=0
+    for target in "${targets[@]}"; do
+        build_one "$target" & pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+    [[ $status -eq 0 ]] || { echo "fuzz: build failed" >&2; exit 1; }
+    echo "fuzz: built ${targets[*]/#/$build_dir/fuzz-}" >&2
+}
+
+dictionary() {
+    case "$1" in
+        spec) cat fuzz/dict/json.dict ;;
+        *) cat fuzz/dict/safetensors.dict fuzz/dict/json.dict ;;
+    esac
+}
+
+# run <target> <seconds> [extra libFuzzer flags...]
+run() {
+    local target=$1 seconds=$2; shift 2
+    harness "$target" >/dev/null
+    local binary="$build_dir/fuzz-$target"
+    [[ -x "$binary" ]] || { echo "fuzz: $binary missing; run 'fuzz/run.sh build' first" >&2; exit 1; }
+    mkdir -p "$work_dir/$target"
+    dictionary "$target" >"$work_dir/$target.dict"
+    # Seeds: the committed corpus without earlier findings (those are replayed by 'repro').
+    local seeds="$work_dir/$target-seeds"
+    rm -rf "$seeds"; mkdir -p "$seeds"
+    find "fuzz/corpus/$target" -maxdepth 1 -type f ! -name 'crash-*' ! -name 'oom-*' ! -name 'timeout-*' \
+        -exec cp {} "$seeds/" \;
+    # detect_leaks=0 (ASan's and libFuzzer's): the Swift runtime's lazily built type metadata
+    # looks like leaks to LeakSanitizer; leaks are measured by reliability/run.sh leaks instead.
+    # SWIFT_BACKTRACE: the Swift runtime's own crash handler reads the stack in a way ASan
+    # reports as a stack-buffer-underflow; libFuzzer's handler prints the stack instead.
+    # malloc_context_size=0: recording every allocation's stack took ~15% of the time; a
+    # heap report still shows the faulting stack (replay with 'repro' for the allocation's).
+    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:malloc_context_size=0}" \
+        "$binary" "${limits[@]}" -detect_leaks=0 -max_total_time="$seconds" -print_final_stats=1 \
+        -dict="$work_dir/$target.dict" -artifact_prefix="fuzz/corpus/$target/" "$@" "$work_dir/$target" "$seeds"
+}
+
+# repro <target> <file>... [libFuzzer flags]: runs the inputs once each, nothing else.
+repro() {
+    local target=$1; shift
+    harness "$target" >/dev/null
+    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" \
+        "$build_dir/fuzz-$target" "${limits[@]}" -detect_leaks=0 "$@"
+}
+
+# Fails (status 1) when an input still crashes, runs out of memory or takes over -timeout
+# alone. A timeout counts only if it happens on each of 3 replays: on a busy 2-core machine
+# an input that takes 0.3 s can exceed 1 s once.
+still_fails() {
+    local target=$1 input=$2 attempt
+    case "$(basename "$input")" in
+        timeout-*)
+            for attempt in 1 2 3; do
+                repro "$target" "$input" >/dev/null 2>&1 && return 1
+            done
+            return 0 ;;
+        *) ! repro "$target" "$input" >/dev/null 2>&1 ;;
+    esac
+}
+
+ci() {
+    if ! runtime=$(fuzzer_runtime); then
+        echo "fuzz: SKIPPED — this toolchain has no libFuzzer runtime (libclang_rt.fuzzer); nothing was fuzzed" >&2
+        exit 0
+    fi
+    echo "fuzz: libFuzzer runtime $runtime" >&2
+    build
+    local seconds=${FUZZ_CI_SECONDS:-20} target input findings=()
+    # 1. Findings committed earlier (fuzz/corpus/<target>/crash-*, oom-*, timeout-*) must be
+    #    fixed; FUZZ_KNOWN=warn reports them without failing (while a fix is under way).
+    for target in "${targets[@]}"; do
+        for input in fuzz/corpus/"$target"/{crash,oom,timeout}-*; do
+            [[ -e "$input" ]] || continue
+            if still_fails "$target" "$input"; then
+                echo "fuzz: KNOWN FINDING still reproduces: fuzz/run.sh repro $target $input" >&2
+                [[ "${FUZZ_KNOWN:-fail}" == warn ]] || findings+=("$input")
+            else
+                echo "fuzz: known finding $input no longer reproduces (fixed? delete it or keep it as a seed)" >&2
+            fi
+        done
+    done
+    # 2. A short fuzzing run per target.
+    for target in "${targets[@]}"; do
+        echo "fuzz: $target for $seconds s" >&2
+        local log="$work_dir/$target-ci.log"
+        if run "$target" "$seconds" 2>"$log"; then
+            grep -E '^stat::(number_of_executed_units|peak_rss_mb)' "$log" | tr '\n' ' ' >&2; echo >&2
+            continue
+        fi
+        input=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n1)
+        if [[ -n "$input" && -e "$input" ]] && ! still_fails "$target" "$input"; then
+            mkdir -p "$work_dir/unconfirmed"
+            mv "$input" "$work_dir/unconfirmed/"
+            echo "fuzz: $target: $(basename "$input") did not reproduce alone (machine load); kept in $work_dir/unconfirmed/" >&2
+            continue
+        fi
+        tail -n 60 "$log" >&2
+        findings+=("${input:-$target (no input saved; see $log)}")
+    done
+    if ((${#findings[@]})); then
+        echo "fuzz: FINDINGS (${#findings[@]}): ${findings[*]}" >&2
+        echo "fuzz: replay one with: fuzz/run.sh repro <target> <file>" >&2
+        exit 1
+    fi
+    echo "fuzz: ${#targets[@]} targets, no findings" >&2
+}
+
+case "${1:-}" in
+    build) build ;;
+    run) [[ $# -ge 3 ]] || { echo "usage: fuzz/run.sh run <target> <seconds> [libFuzzer flags]" >&2; exit 2; }
+         shift; run "$@" ;;
+    repro) [[ $# -ge 3 ]] || { echo "usage: fuzz/run.sh repro <target> <file>..." >&2; exit 2; }
+           shift; repro "$@" ;;
+    ci) ci ;;
+    corpus) exec fuzz/make_corpus.sh ;;
+    *) sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
