@@ -101,7 +101,7 @@ struct ConvolutionTests {
         var generator = SeededGenerator(seed: UInt64(10 * kernel + padding))
         let oddChannels = [1, 3, 5, 7]
         for stride in [1, 2] {
-            for batch in [1, 3] {
+            for batch in [1, 3, 5] {
                 let channels = oddChannels[generator.nextInt(below: oddChannels.count)]
                 let outputChannels = [3, 5, 19][generator.nextInt(below: 3)]
                 // Non-square, at least the kernel once padded.
@@ -123,11 +123,16 @@ struct ConvolutionTests {
                                                     weight: weight, bias: biasValues, outputChannels: outputChannels,
                                                     kernel: kernel, stride: stride, padding: padding)
                 #expect(expected.count == batch * layer.outputShape.count, "output shape \(layer.outputShape)")
-                for training in [false, true] {
-                    let y = try forward(layer, batch: batch, input: x, training: training)
-                    let (error, scale) = maximumError(y, expected)
-                    #expect(error <= 1e-4 * scale,
-                            "\(channels)→\(outputChannels) \(height)×\(width) k\(kernel) s\(stride) p\(padding) n\(batch) bias \(bias) training \(training): error \(error), scale \(scale)")
+                // Whole batch in one tile, then one image per tile (several groups when the
+                // machine has several cores), then tiles of two images (the staged layout).
+                for limit in [nil, 1, 2].map({ $0.map { $0 * layer.outputShape.spatial } }) {
+                    layer.tileColumnLimit = limit
+                    for training in [false, true] {
+                        let y = try forward(layer, batch: batch, input: x, training: training)
+                        let (error, scale) = maximumError(y, expected)
+                        #expect(error <= 1e-4 * scale,
+                                "\(channels)→\(outputChannels) \(height)×\(width) k\(kernel) s\(stride) p\(padding) n\(batch) bias \(bias) training \(training) tile limit \(String(describing: limit)): error \(error), scale \(scale)")
+                    }
                 }
             }
         }

@@ -54,9 +54,12 @@ struct ConvolutionGradientCase: Sendable, CustomTestStringConvertible {
     var padding: Int
     var batch: Int
     var bias: Bool
+    /// Images per tile (nil: the engine's choice, one tile at these sizes); see ConvolutionTiling.
+    var imagesPerTile: Int? = nil
 
     var testDescription: String {
         "\(inputChannels)→\(outputChannels) \(height)×\(width) k\(kernel) s\(stride) p\(padding) n\(batch)\(bias ? " bias" : "")"
+            + (imagesPerTile.map { " tiles of \($0)" } ?? "")
     }
 }
 
@@ -69,6 +72,15 @@ private let convolutionCases: [ConvolutionGradientCase] = [
     .init(inputChannels: 7, outputChannels: 19, height: 5, width: 4, kernel: 3, stride: 1, padding: 1, batch: 1, bias: true),
     .init(inputChannels: 1, outputChannels: 3, height: 3, width: 9, kernel: 3, stride: 1, padding: 0, batch: 3, bias: false),
     .init(inputChannels: 2, outputChannels: 3, height: 6, width: 5, kernel: 5, stride: 2, padding: 2, batch: 2, bias: true),
+    // Multi-tile paths: per-group partial dW/db, staged [Cout, n, P] layouts, per-tile col2im.
+    .init(inputChannels: 3, outputChannels: 5, height: 5, width: 6, kernel: 3, stride: 1, padding: 1, batch: 5, bias: true,
+          imagesPerTile: 1),
+    .init(inputChannels: 3, outputChannels: 5, height: 5, width: 6, kernel: 3, stride: 2, padding: 1, batch: 5, bias: true,
+          imagesPerTile: 2),
+    .init(inputChannels: 7, outputChannels: 19, height: 4, width: 5, kernel: 1, stride: 1, padding: 0, batch: 3, bias: true,
+          imagesPerTile: 1),
+    .init(inputChannels: 7, outputChannels: 19, height: 4, width: 5, kernel: 1, stride: 1, padding: 0, batch: 4, bias: false,
+          imagesPerTile: 2),
 ]
 
 @Suite("Layer gradients")
@@ -78,6 +90,8 @@ struct LayerGradientTests {
         let layer = try Conv2D(name: "conv", input: FeatureShape(channels: c.inputChannels, height: c.height, width: c.width),
                                outputChannels: c.outputChannels, kernelSize: c.kernel, stride: c.stride,
                                padding: c.padding, bias: c.bias)
+        layer.tileColumnLimit = c.imagesPerTile.map { $0 * layer.outputShape.spatial }
+        if c.imagesPerTile != nil { #expect(layer.tiling(batch: c.batch).tiles > 1) }
         #expect(layer.parameters.count == (c.bias ? 2 : 1))
         var generator = SeededGenerator(seed: 1)
         GradientCheck.randomize(layer.parameters, generator: &generator)

@@ -1,25 +1,68 @@
 import COpenBLAS
 
-/// Thin wrappers over OpenBLAS, row-major throughout.
+/// OpenBLAS runs single-threaded (set once, process-wide): the engine splits large GEMMs over
+/// its own workers (`Parallel`), so BLAS threads never spin-wait against the engine's threads.
+let singleThreadedBLAS: Void = openblas_set_num_threads(1)
+
+/// Wrappers over OpenBLAS sgemm, row-major throughout.
 public enum BLAS {
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, with op(A) m×k and op(B) k×n, row-major.
-    @inline(__always)
+    /// Large products are split over the engine's threads by blocks of C (columns when n ≥ m,
+    /// else rows), never along k, so every element is summed in the same order whatever the
+    /// thread count. `parallel: false` keeps it on the calling thread (already one of several workers).
     static func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, parallel: Bool = true
+    ) {
+        let workers = Parallel.threads
+        if !parallel || workers <= 1 || m &* n &* k < 1 << 20 || max(m, n) < 32 {
+            serialGemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                       a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        let splitColumns = n >= m
+        let extent = splitColumns ? n : m
+        // Blocks of a multiple of 16 (one AVX-512 register of floats), as many as workers.
+        let block = ((extent + workers - 1) / workers + 15) / 16 * 16
+        let blocks = (extent + block - 1) / block
+        Parallel.forEach(blocks, minimumWork: 1 << 20) { index in
+            let start = index * block
+            let size = min(block, extent - start)
+            if splitColumns {
+                serialGemm(transposeA: transposeA, transposeB: transposeB, m: m, n: size, k: k, alpha: alpha,
+                           a: a, lda: lda, b: transposeB ? b + start * ldb : b + start, ldb: ldb,
+                           beta: beta, c: c + start, ldc: ldc)
+            } else {
+                serialGemm(transposeA: transposeA, transposeB: transposeB, m: size, n: n, k: k, alpha: alpha,
+                           a: transposeA ? a + start : a + start * lda, lda: lda, b: b, ldb: ldb,
+                           beta: beta, c: c + start * ldc, ldc: ldc)
+            }
+        }
+    }
+
+    /// One sgemm on the calling thread (for work already split over workers).
+    @inline(__always)
+    static func serialGemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
+        _ = singleThreadedBLAS
         cblas_sgemm(
             CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
             blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
     }
 
-    /// Sets the number of threads OpenBLAS uses (process-wide).
+    /// Sets the engine's compute threads (`Parallel.threads`); OpenBLAS itself stays single-threaded.
     public static func setThreads(_ count: Int) {
-        openblas_set_num_threads(Int32(max(1, min(count, 256))))
+        _ = singleThreadedBLAS
+        Parallel.threads = count
     }
 
-    public static var threads: Int { Int(openblas_get_num_threads()) }
+    /// The engine's compute threads.
+    public static var threads: Int { Parallel.threads }
 }

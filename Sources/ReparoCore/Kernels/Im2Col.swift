@@ -30,21 +30,23 @@ struct ConvolutionGeometry {
     }
 }
 
-/// Unfolds `x` [N, Cin, H, W] into `columns` [Cin·kH·kW, N·Hout·Wout]: row (c, u, v), column
-/// (n, oh, ow) holds x[n, c, oh·s − p + u, ow·s − p + v], zero outside the image. One GEMM over
-/// the whole batch then computes the convolution (Chellapilla et al. 2006).
-func im2col(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, _ columns: UnsafeMutablePointer<Float>) {
-    let rows = g.patchSize
+/// Unfolds images `images` of `x` [N, Cin, H, W] into `columns` [Cin·kH·kW, count·Hout·Wout]
+/// (count = images.count): row (c, u, v), column (n, oh, ow) holds x[n, c, oh·s − p + u, ow·s − p + v],
+/// zero outside the image. A GEMM then computes the convolution of those images (Chellapilla et
+/// al. 2006). `parallel` splits the rows over the engine's threads (when the caller is not
+/// already one of several workers).
+func im2col(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<Int>,
+            _ columns: UnsafeMutablePointer<Float>, parallel: Bool) {
     let kernelArea = g.kernelHeight * g.kernelWidth
     let inputPlane = g.inputHeight * g.inputWidth
     let inputImage = g.inputChannels * inputPlane
-    let ncols = g.columns
-    Parallel.forEach(rows, minimumWork: ncols) { row in
+    let ncols = images.count * g.outputSpatial
+    let unfoldRow = { (row: Int) in
         let c = row / kernelArea
         let u = (row % kernelArea) / g.kernelWidth
         let v = row % g.kernelWidth
         var out = columns + row * ncols
-        for n in 0..<g.batch {
+        for n in images {
             let plane = x + n * inputImage + c * inputPlane
             for oh in 0..<g.outputHeight {
                 let ih = oh * g.stride - g.padding + u
@@ -59,7 +61,7 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, _ columns: Unsa
                     let (lower, upper) = g.validColumns(v)
                     if lower > 0 { out.update(repeating: 0, count: lower) }
                     if upper > lower { out.advanced(by: lower).update(from: line + (lower + v - g.padding), count: upper - lower) }
-                    if upper < g.outputWidth { out.advanced(by: max(upper, 0)).update(repeating: 0, count: g.outputWidth - max(upper, 0)) }
+                    if upper < g.outputWidth { out.advanced(by: upper).update(repeating: 0, count: g.outputWidth - upper) }
                 } else {
                     for ow in 0..<g.outputWidth {
                         let iw = ow * g.stride - g.padding + v
@@ -70,25 +72,32 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, _ columns: Unsa
             }
         }
     }
+    if parallel {
+        Parallel.forEach(g.patchSize, minimumWork: ncols, unfoldRow)
+    } else {
+        for row in 0..<g.patchSize { unfoldRow(row) }
+    }
 }
 
-/// Folds `columns` [Cin·kH·kW, N·Hout·Wout] back into `dx` [N, Cin, H, W] by summation: the
-/// adjoint of `im2col`. `dx` is overwritten.
-func col2im(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, _ dx: UnsafeMutablePointer<Float>) {
+/// Folds `columns` [Cin·kH·kW, count·Hout·Wout] of images `images` back into those images of
+/// `dx` [N, Cin, H, W] by summation: the adjoint of `im2col`. Those images of `dx` are
+/// overwritten, the others untouched. `parallel` splits the channels over the engine's threads.
+func col2im(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<Int>,
+            _ dx: UnsafeMutablePointer<Float>, parallel: Bool) {
     let kernelArea = g.kernelHeight * g.kernelWidth
     let inputPlane = g.inputHeight * g.inputWidth
     let inputImage = g.inputChannels * inputPlane
-    let ncols = g.columns
-    // Each channel's rows write only that channel's planes: channels run in parallel.
-    Parallel.forEach(g.inputChannels, minimumWork: ncols * kernelArea) { c in
-        for n in 0..<g.batch {
+    let ncols = images.count * g.outputSpatial
+    // Each channel's rows write only that channel's planes: channels can run in parallel.
+    let foldChannel = { (c: Int) in
+        for n in images {
             (dx + n * inputImage + c * inputPlane).update(repeating: 0, count: inputPlane)
         }
         for k in 0..<kernelArea {
             let u = k / g.kernelWidth
             let v = k % g.kernelWidth
             var source = columns + (c * kernelArea + k) * ncols
-            for n in 0..<g.batch {
+            for n in images {
                 let plane = dx + n * inputImage + c * inputPlane
                 for oh in 0..<g.outputHeight {
                     let ih = oh * g.stride - g.padding + u
@@ -100,8 +109,7 @@ func col2im(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, _ dx: Uns
                     if g.stride == 1 {
                         let (lower, upper) = g.validColumns(v)
                         if upper > lower {
-                            let target = line + (lower + v - g.padding), from = source + lower
-                            for i in 0..<(upper - lower) { target[i] += from[i] }
+                            Vector.add(source + lower, into: line + (lower + v - g.padding), count: upper - lower)
                         }
                     } else {
                         for ow in 0..<g.outputWidth {
@@ -113,5 +121,10 @@ func col2im(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, _ dx: Uns
                 }
             }
         }
+    }
+    if parallel {
+        Parallel.forEach(g.inputChannels, minimumWork: ncols * kernelArea, foldChannel)
+    } else {
+        for c in 0..<g.inputChannels { foldChannel(c) }
     }
 }

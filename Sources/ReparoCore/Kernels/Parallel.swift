@@ -1,18 +1,30 @@
 import Foundation
+import Synchronization
 
-/// Work splitting over the engine's compute threads for memory-bound loops (im2col, col2im,
-/// BatchNorm). Each index is processed exactly once and the split never changes results, so
-/// runs stay deterministic whatever the thread count.
+/// Engine compute threads, process-wide (atomic: a trainer may set it while another thread infers).
+private let engineThreads = Atomic<Int>(ProcessInfo.processInfo.activeProcessorCount)
+
+/// Work splitting over the engine's compute threads. Every parallel loop of the engine goes
+/// through here, GEMMs included (OpenBLAS itself runs single-threaded, see `BLAS`), so one pool
+/// of workers does all the work and no idle BLAS thread spins against it. Each index is
+/// processed exactly once and the split never changes results.
 public enum Parallel {
     /// Threads used by `forEach` (set by the trainer's `threads` option; default all cores).
-    nonisolated(unsafe) public static var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    public static var threads: Int {
+        get { engineThreads.load(ordering: .relaxed) }
+        set { engineThreads.store(max(1, min(newValue, 256)), ordering: .relaxed) }
+    }
+
+    /// Partial-sum groups of reductions split over workers (conv weight gradients): fixed per
+    /// machine, NOT per `threads`, so results do not depend on the thread setting.
+    public static let reductionGroups = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
 
     /// Calls `body(i)` for i in 0..<count, in parallel when count × minimumWork is large
-    /// enough to pay for the dispatch (≈ 64k elements).
+    /// enough to pay for the dispatch (≈ 64k elements). Workers take contiguous index ranges.
     @inline(__always)
     static func forEach(_ count: Int, minimumWork: Int, _ body: (Int) -> Void) {
         let workers = min(threads, count)
-        if workers <= 1 || count &* minimumWork < 65_536 {
+        if workers <= 1 || count.multipliedReportingOverflow(by: minimumWork).partialValue < 65_536 {
             for i in 0..<count { body(i) }
             return
         }

@@ -1,7 +1,10 @@
 /// 2-D convolution, weight W `[Cout, Cin, kH, kW]`, optional bias `[Cout]`, square stride and
-/// zero padding. Computed as im2col + one GEMM over the whole batch:
-///   forward   Yᵀ[Cout, N·P] = W[Cout, K] · cols[K, N·P],      K = Cin·kH·kW, P = Hout·Wout
+/// zero padding. Computed tile by tile as im2col + GEMM (K = Cin·kH·kW, P = Hout·Wout, T = the
+/// tile's images × P):
+///   forward   Yᵀ[Cout, T] = W[Cout, K] · cols[K, T]
 ///   backward  dW += dYᵀ · colsᵀ,  db += Σ dYᵀ,  dcols = Wᵀ · dYᵀ,  dx = col2im(dcols)
+/// See `ConvolutionTiling` for how a batch is cut. Backward recomputes a tile's columns from x
+/// rather than keeping the whole batch's (K × N·P floats: hundreds of MiB on early layers).
 public final class Conv2D: Layer {
     public let name: String
     public let inputShape: FeatureShape
@@ -11,6 +14,9 @@ public final class Conv2D: Layer {
     public let padding: Int
     public let weight: Parameter
     public let bias: Parameter?
+    /// Caps a tile's columns below `ConvolutionTiling.targetColumns` (tests use it to run the
+    /// multi-tile, multi-group paths on small inputs). Set before making caches.
+    var tileColumnLimit: Int?
 
     public convenience init(name: String, input: FeatureShape, outputChannels: Int, kernelSize: Int, stride: Int,
                             padding: Int, bias: Bool) throws {
@@ -39,6 +45,8 @@ public final class Conv2D: Layer {
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
     public var patchSize: Int { inputShape.channels * kernelSize * kernelSize }
     public var multiplyAdds: Int { outputShape.count * patchSize }
+    /// A 1×1, stride-1, unpadded conv: one image's input [Cin, H·W] already is its column matrix.
+    var isPointwise: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
 
     func geometry(batch: Int) -> ConvolutionGeometry {
         ConvolutionGeometry(batch: batch, inputChannels: inputShape.channels, inputHeight: inputShape.height,
@@ -47,79 +55,169 @@ public final class Conv2D: Layer {
                             outputWidth: outputShape.width)
     }
 
+    func tiling(batch: Int) -> ConvolutionTiling {
+        ConvolutionTiling(batch: batch, positions: outputShape.spatial, patch: patchSize, columnLimit: tileColumnLimit)
+    }
+
+    /// Per-group workspaces, sized for one tile: a group's tiles run one after another on one worker.
     final class Cache: LayerCache {
-        let columns: FloatBuffer      // [K, N·P], kept from forward for dW
-        let transposed: FloatBuffer   // [Cout, N·P] output (forward) or gradient (backward)
-        let columnGradient: FloatBuffer?
-        init(batch: Int, training: Bool, patch: Int, columns: Int, outputChannels: Int) throws {
-            self.columns = try FloatBuffer(count: patch * columns)
-            self.transposed = try FloatBuffer(count: outputChannels * columns)
-            self.columnGradient = training ? try FloatBuffer(count: patch * columns) : nil
+        let tiling: ConvolutionTiling
+        let columns: [FloatBuffer]          // [K, T]: the tile's im2col
+        let staging: [FloatBuffer]          // [Cout, T]: output (forward) or output gradient (backward)
+        let columnGradients: [FloatBuffer]  // [K, T]: Wᵀ · dYᵀ before col2im
+        let partials: [FloatBuffer]         // groups 1..<G: their dW [Cout·K] then db [Cout]
+        init(conv: Conv2D, batch: Int, training: Bool) throws {
+            let tiling = conv.tiling(batch: batch)
+            let tileColumns = tiling.imagesPerTile * conv.outputShape.spatial
+            // One-image tiles write straight into y / read straight from dy; a pointwise conv's
+            // one-image columns are x itself.
+            let needsColumns = !(conv.isPointwise && tiling.imagesPerTile == 1)
+            let columnCount = needsColumns ? conv.patchSize * tileColumns : 0
+            let stagingCount = tiling.imagesPerTile > 1 ? conv.outputShape.channels * tileColumns : 0
+            let partialCount = conv.weight.count + conv.outputShape.channels
+            let groups = 0..<tiling.groups
+            self.tiling = tiling
+            columns = try groups.map { _ in try FloatBuffer(count: columnCount) }
+            staging = try groups.map { _ in try FloatBuffer(count: stagingCount) }
+            columnGradients = try groups.map { _ in try FloatBuffer(count: training ? columnCount : 0) }
+            partials = try groups.dropFirst().map { _ in try FloatBuffer(count: training ? partialCount : 0) }
             super.init(batch: batch, training: training)
         }
     }
 
     public func makeCache(batch: Int, training: Bool) throws -> LayerCache {
-        try Cache(batch: batch, training: training, patch: patchSize, columns: batch * outputShape.spatial,
-                  outputChannels: outputShape.channels)
+        try Cache(conv: self, batch: batch, training: training)
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool) {
-        let cache = unsafeDowncast(cache, to: Cache.self)
-        let g = geometry(batch: cache.batch)
-        im2col(x, g, cache.columns.pointer)
-        forwardFromColumns(cache: cache, weight: weight.value.pointer, y)
+        forward(x, y, cache: unsafeDowncast(cache, to: Cache.self), weight: weight.value.pointer)
     }
 
-    /// Yᵀ = W · cols, then to NCHW with the bias added. Shared with the online-collapsed chain.
-    func forwardFromColumns(cache: Cache, weight w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+    /// y = conv(x) with the given weight (the online-collapsed chain passes its collapsed kernel).
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: Cache, weight w: UnsafePointer<Float>) {
+        let tiling = cache.tiling
+        let inside = tiling.groups == 1
+        tiling.runGroups { group in
+            for tile in tiling.tiles(ofGroup: group) {
+                forwardTile(x, y, images: tiling.images(ofTile: tile), cache: cache, group: group, weight: w,
+                            parallel: inside)
+            }
+        }
+    }
+
+    /// The columns of `images`: x itself for a one-image pointwise conv, else im2col into the group's buffer.
+    private func unfold(_ x: UnsafePointer<Float>, images: Range<Int>, cache: Cache, group: Int,
+                        parallel: Bool) -> UnsafePointer<Float> {
+        if isPointwise && images.count == 1 { return x + images.lowerBound * inputShape.count }
+        let columns = cache.columns[group].pointer
+        im2col(x, geometry(batch: cache.batch), images: images, columns, parallel: parallel)
+        return UnsafePointer(columns)
+    }
+
+    private func forwardTile(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, images: Range<Int>,
+                             cache: Cache, group: Int, weight w: UnsafePointer<Float>, parallel: Bool) {
         let cout = outputShape.channels
         let positions = outputShape.spatial
-        let columns = cache.batch * positions
-        let transposed = cache.transposed.pointer
-        BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: columns, k: patchSize,
-                  a: w, lda: patchSize, b: cache.columns.pointer, ldb: columns, beta: 0, c: transposed, ldc: columns)
-        // [Cout, N, P] → [N, Cout, P], adding the bias on the way.
+        let columns = images.count * positions
+        let patches = unfold(x, images: images, cache: cache, group: group, parallel: parallel)
         let biasPointer = bias?.value.pointer
-        for n in 0..<cache.batch {
+        if images.count == 1 {
+            // Yᵀ of one image is already its NCHW output.
+            let out = y + images.lowerBound * outputShape.count
+            BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: positions, k: patchSize, a: w, lda: patchSize,
+                      b: patches, ldb: positions, beta: 0, c: out, ldc: positions, parallel: parallel)
+            if let biasPointer {
+                for c in 0..<cout { Vector.copy(out + c * positions, adding: biasPointer[c], to: out + c * positions, count: positions) }
+            }
+            return
+        }
+        let staged = cache.staging[group].pointer
+        BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: columns, k: patchSize, a: w, lda: patchSize,
+                  b: patches, ldb: columns, beta: 0, c: staged, ldc: columns, parallel: parallel)
+        // [Cout, n, P] → [n, Cout, P], adding the bias on the way.
+        for (i, n) in images.enumerated() {
             for c in 0..<cout {
-                let source = transposed + (c * cache.batch + n) * positions
+                let source = staged + c * columns + i * positions
                 let target = y + (n * cout + c) * positions
-                if let biasPointer {
-                    let b = biasPointer[c]
-                    for p in 0..<positions { target[p] = source[p] + b }
-                } else {
-                    target.update(from: source, count: positions)
-                }
+                Vector.copy(source, adding: biasPointer?[c] ?? 0, to: target, count: positions)
             }
         }
     }
 
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, cache: LayerCache) {
-        let cache = unsafeDowncast(cache, to: Cache.self)
-        backward(dy, dx, cache: cache, weight: weight.value.pointer, weightGradient: weight.gradient?.pointer)
+        backward(x, dy, dx, cache: unsafeDowncast(cache, to: Cache.self), weight: weight.value.pointer,
+                 weightGradient: weight.gradient?.pointer)
     }
 
-    /// Backward given the weight used in forward; `weightGradient` receives += dW.
-    func backward(_ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?, cache: Cache,
-                  weight w: UnsafePointer<Float>, weightGradient: UnsafeMutablePointer<Float>?) {
+    /// Backward given the weight used in forward; `weightGradient` receives += dW, the bias's
+    /// gradient += db. Group 0 accumulates straight into the gradients, groups 1… into their
+    /// partials, which are added afterwards in group order (a fixed order: deterministic).
+    func backward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
+                  cache: Cache, weight w: UnsafePointer<Float>, weightGradient: UnsafeMutablePointer<Float>?) {
+        let tiling = cache.tiling
+        let inside = tiling.groups == 1
+        let weightCount = weight.count
+        let biasGradient = bias?.gradient?.pointer
+        tiling.runGroups { group in
+            var dW = weightGradient, db = biasGradient
+            if group > 0 {
+                let partial = cache.partials[group - 1].pointer
+                partial.update(repeating: 0, count: cache.partials[group - 1].count)
+                dW = weightGradient == nil ? nil : partial
+                db = biasGradient == nil ? nil : partial + weightCount
+            }
+            for tile in tiling.tiles(ofGroup: group) {
+                backwardTile(x, dy, dx, images: tiling.images(ofTile: tile), cache: cache, group: group, weight: w,
+                             weightGradient: dW, biasGradient: db, parallel: inside)
+            }
+        }
+        for partial in cache.partials {
+            if let weightGradient { Vector.add(partial.pointer, into: weightGradient, count: weightCount) }
+            if let biasGradient { Vector.add(partial.pointer + weightCount, into: biasGradient, count: outputShape.channels) }
+        }
+    }
+
+    private func backwardTile(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
+                              images: Range<Int>, cache: Cache, group: Int, weight w: UnsafePointer<Float>,
+                              weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?,
+                              parallel: Bool) {
         let cout = outputShape.channels
         let positions = outputShape.spatial
-        let columns = cache.batch * positions
-        let dyT = cache.transposed.pointer
-        Vector.permuteBlocks(dy, to: dyT, a: cache.batch, b: cout, inner: positions)
+        let columns = images.count * positions
+        // dYᵀ [Cout, T]: one image's dy already is; several are gathered [n, Cout, P] → [Cout, n, P].
+        let gradientT: UnsafePointer<Float>
+        if images.count == 1 {
+            gradientT = dy + images.lowerBound * outputShape.count
+        } else {
+            let staged = cache.staging[group].pointer
+            for (i, n) in images.enumerated() {
+                for c in 0..<cout {
+                    (staged + c * columns + i * positions).update(from: dy + (n * cout + c) * positions, count: positions)
+                }
+            }
+            gradientT = UnsafePointer(staged)
+        }
         if let weightGradient {
+            let patches = unfold(x, images: images, cache: cache, group: group, parallel: parallel)
             BLAS.gemm(transposeA: false, transposeB: true, m: cout, n: patchSize, k: columns,
-                      a: dyT, lda: columns, b: cache.columns.pointer, ldb: columns,
-                      beta: 1, c: weightGradient, ldc: patchSize)
+                      a: gradientT, lda: columns, b: patches, ldb: columns,
+                      beta: 1, c: weightGradient, ldc: patchSize, parallel: parallel)
         }
-        if let gradient = bias?.gradient?.pointer {
-            for c in 0..<cout { gradient[c] += Vector.sum(dyT + c * columns, count: columns) }
+        if let biasGradient {
+            for c in 0..<cout { biasGradient[c] += Vector.sum(gradientT + c * columns, count: columns) }
         }
-        guard let dx, let columnGradient = cache.columnGradient?.pointer else { return }
+        guard let dx else { return }
+        if isPointwise && images.count == 1 {
+            BLAS.gemm(transposeA: true, transposeB: false, m: patchSize, n: positions, k: cout,
+                      a: w, lda: patchSize, b: gradientT, ldb: positions,
+                      beta: 0, c: dx + images.lowerBound * inputShape.count, ldc: positions, parallel: parallel)
+            return
+        }
+        let columnGradient = cache.columnGradients[group].pointer
         BLAS.gemm(transposeA: true, transposeB: false, m: patchSize, n: columns, k: cout,
-                  a: w, lda: patchSize, b: dyT, ldb: columns, beta: 0, c: columnGradient, ldc: columns)
-        col2im(columnGradient, geometry(batch: cache.batch), dx)
+                  a: w, lda: patchSize, b: gradientT, ldb: columns, beta: 0, c: columnGradient, ldc: columns,
+                  parallel: parallel)
+        col2im(columnGradient, geometry(batch: cache.batch), images: images, dx, parallel: parallel)
     }
 }

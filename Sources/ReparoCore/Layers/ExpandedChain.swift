@@ -151,9 +151,7 @@ public final class ExpandedChain: Layer {
         }
         collapse(into: online)
         if let conv = compactConv, let convCache = online.compact {
-            let typed = unsafeDowncast(convCache, to: Conv2D.Cache.self)
-            im2col(x, conv.geometry(batch: online.batch), typed.columns.pointer)
-            conv.forwardFromColumns(cache: typed, weight: online.weight.pointer, y)
+            conv.forward(x, y, cache: unsafeDowncast(convCache, to: Conv2D.Cache.self), weight: online.weight.pointer)
         } else {
             Linear.forward(x, y, batch: online.batch, weight: online.weight.pointer, bias: lastBias?.value.pointer,
                            inputs: inputs, outputs: outputs)
@@ -168,7 +166,7 @@ public final class ExpandedChain: Layer {
         }
         online.weightGradient.zero()
         if let conv = compactConv, let convCache = online.compact {
-            conv.backward(dy, dx, cache: unsafeDowncast(convCache, to: Conv2D.Cache.self), weight: online.weight.pointer,
+            conv.backward(x, dy, dx, cache: unsafeDowncast(convCache, to: Conv2D.Cache.self), weight: online.weight.pointer,
                           weightGradient: online.weightGradient.pointer)
         } else {
             Linear.backward(x, dy, dx, batch: online.batch, weight: online.weight.pointer,

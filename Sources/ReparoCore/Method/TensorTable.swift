@@ -65,6 +65,7 @@ enum DoubleMatrix {
                          transposeA: Bool = false, transposeB: Bool = false) -> [Double] {
         var c = [Double](repeating: 0, count: m * n)
         if m == 0 || n == 0 { return c }
+        _ = singleThreadedBLAS
         a.withUnsafeBufferPointer { a in
             b.withUnsafeBufferPointer { b in
                 c.withUnsafeMutableBufferPointer { c in

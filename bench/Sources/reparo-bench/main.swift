@@ -141,6 +141,10 @@ func convEfficiency(model: Model, label: String, settings: Settings) throws -> (
         let gradient = try FloatBuffer(count: m * k)
         fillRandom(columns.pointer, count: columns.count, seed: 4)
         fillRandom(output.pointer, count: output.count, seed: 5)
+        // The peer is OpenBLAS's own threaded sgemm (the engine keeps OpenBLAS single-threaded
+        // and splits GEMMs over its workers itself).
+        openblas_set_num_threads(Int32(settings.threads))
+        defer { openblas_set_num_threads(1) }
         let rawForward = measure(repetitions: settings.repetitions) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(n), blasint(k), 1,
                         w, blasint(k), columns.pointer, blasint(n), 0, output.pointer, blasint(n))
