@@ -135,13 +135,7 @@ public final class ExpandedChain: Layer {
         BLAS.gemm(transposeA: false, transposeB: false, m: h1, n: h2 * t, k: cin,
                   a: first.value.pointer, lda: cin, b: cache.swapped.pointer, ldb: h2 * t,
                   beta: 0, c: cache.middlePermuted.pointer, ldc: h2 * t)
-        for o in 0..<h2 {
-            for i in 0..<h1 {
-                let source = cache.middlePermuted.pointer + (i * h2 + o) * t
-                let target = g1 + (o * h1 + i) * t
-                for tap in 0..<t { target[tap] += source[tap] }
-            }
-        }
+        Vector.permuteBlocks(cache.middlePermuted.pointer, to: g1, a: h1, b: h2, inner: t, accumulate: true)
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool) {

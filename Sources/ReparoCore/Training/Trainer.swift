@@ -11,6 +11,10 @@ public final class Trainer {
     public let teacher: Model?
     public let options: TrainerOptions
     public private(set) var step = 0
+    /// Steps a trainer takes at most, and the largest step a checkpoint may carry: far beyond
+    /// any real run, exact as a Double (the schedule's arithmetic), and so far below `Int.max`
+    /// that `step + 1` cannot overflow.
+    public static let maximumStep = 1 << 53
     /// Effective SP-KD weight (the option, or its default when a teacher is given).
     public let kdWeight: Double
     let pairs: [DistillationPair]
@@ -88,8 +92,7 @@ public final class Trainer {
         runningBackup = try runningStatistics.map { try FloatBuffer(count: $0.count) }
         generator = SeededGenerator(seed: options.seed)
         let threads = options.threads > 0 ? options.threads : ProcessInfo.processInfo.activeProcessorCount
-        BLAS.setThreads(threads)
-        Parallel.threads = threads
+        Parallel.threads = threads   // process-wide (atomic); OpenBLAS itself stays single-threaded
     }
 
     var trainableParameters: [Parameter] { trainable }
@@ -119,6 +122,9 @@ public final class Trainer {
     @discardableResult
     public func step(images: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int) throws -> StepResult {
         guard batch >= 1 else { throw ReparoError.invalidArgument("batch must be at least 1, got \(batch)") }
+        guard step < Trainer.maximumStep else {
+            throw ReparoError.state("the trainer has taken \(step) steps, the most it can count; create a new trainer")
+        }
         let classes = student.classes
         for i in 0..<batch where labels[i] < 0 || Int(labels[i]) >= classes {
             throw ReparoError.invalidArgument("labels[\(i)] = \(labels[i]) is outside 0..<\(classes)")
@@ -227,7 +233,8 @@ public final class Trainer {
     }
 
     /// Every expanded chain of a network (inside residual blocks too).
-    static func chains(in layer: Layer) -> [ExpandedChain] {
+    /// Every expanded chain inside `layer` (nested in sequences and residual blocks included).
+    public static func chains(in layer: Layer) -> [ExpandedChain] {
         switch layer {
         case let chain as ExpandedChain: return [chain]
         case let sequential as Sequential: return sequential.layers.flatMap { chains(in: $0) }

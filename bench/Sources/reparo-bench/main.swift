@@ -222,21 +222,19 @@ func convEfficiency(model: Model, label: String, settings: Settings) throws -> (
 
 // MARK: step
 
-func chains(_ model: Model) -> [ExpandedChain] { model.network.layers.compactMap { $0 as? ExpandedChain } }
+func chains(_ model: Model) -> [ExpandedChain] { Trainer.chains(in: model.network) }
 
-/// Multiply-adds of one training step (forward + two backward products, convs and linears).
+/// Multiply-adds of one training step (forward + two backward products, convs and linears);
+/// expanded chains (also those inside residual blocks) cost what their training mode costs.
 func stepMultiplyAdds(_ model: Model, mode: String, batch: Int) -> Double {
-    var total = 0.0
-    for layer in model.network.layers {
-        if let chain = layer as? ExpandedChain {
-            let cost = chain.trainingCost(batch: batch)
-            switch mode {
-            case "naive": total += Double(cost.naive)
-            case "online": total += Double(cost.online)
-            default: total += Double(min(cost.naive, cost.online))
-            }
-        } else {
-            total += 3 * Double(batch) * Double(layer.multiplyAdds)
+    var total = 3 * Double(batch) * Double(model.network.multiplyAdds)
+    for chain in chains(model) {
+        let cost = chain.trainingCost(batch: batch)
+        total -= 3 * Double(batch) * Double(chain.multiplyAdds)
+        switch mode {
+        case "naive": total += Double(cost.naive)
+        case "online": total += Double(cost.online)
+        default: total += Double(min(cost.naive, cost.online))
         }
     }
     return total
@@ -248,7 +246,7 @@ func makeTrainer(_ model: Model, mode: String, settings: Settings) throws -> Tra
     return try Trainer(student: model, teacher: nil, options: options)
 }
 
-func stepBench(pruned: Model, settings: Settings) throws -> (markdown: String, json: [[String: Any]]) {
+func stepBench(pruned: Model, label modelLabel: String, settings: Settings) throws -> (markdown: String, json: [[String: Any]]) {
     let batch = settings.batch
     let shape = pruned.inputShape
     let images = try FloatBuffer(count: batch * shape.count)
@@ -275,11 +273,11 @@ func stepBench(pruned: Model, settings: Settings) throws -> (markdown: String, j
         rows.append([label + resolved, format(sample.milliseconds, 1), format(sample.minimum * 1e3, 1),
                      format(sample.median / compactTime, 2) + "×", format(work / 1e9, 2),
                      format(2 * work / sample.median / 1e9, 0), "\(sample.repetitions)"])
-        records.append(["variant": label, "chain_mode": label.hasPrefix("compact") ? "none" : mode,
+        records.append(["model": modelLabel, "variant": label, "chain_mode": label.hasPrefix("compact") ? "none" : mode,
                         "gmac_per_step": work / 1e9, "achieved_gflops": 2 * work / sample.median / 1e9]
                        .merging(sample.json) { a, _ in a })
     }
-    let header = ["VGG-16 pruned 0.7, batch \(batch)", "median ms", "min ms", "vs compact", "GMAC/step", "GFLOP/s", "reps"]
+    let header = ["\(modelLabel), batch \(batch)", "median ms", "min ms", "vs compact", "GMAC/step", "GFLOP/s", "reps"]
     return ("### training step (SGD momentum, CE, forward+backward+update)\n\n" + table(header, rows) + "\n", records)
 }
 
@@ -434,9 +432,17 @@ do {
     }
     if all || settings.command == "step" {
         try section("step") {
-            let result = try stepBench(pruned: pruned, settings: settings)
-            print(result.markdown)
-            return result.json
+            // VGG-16 at 0.7 (wide late layers at 4×4 and 2×2: online collapse is costly there) and
+            // ResNet-56 at 0.5 (narrow layers, many positions: online collapse is nearly free).
+            let resnet = try Pruning.prune(try Model(specJSON: #"{"preset":"resnet56"}"#, seed: 1),
+                                           options: PruneOptions.parse(#"{"ratio":0.5}"#))
+            var records: [[String: Any]] = []
+            for (label, model) in [("VGG-16 pruned 0.7", pruned), ("ResNet-56 pruned 0.5", resnet)] {
+                let result = try stepBench(pruned: model, label: label, settings: settings)
+                print(result.markdown)
+                records += result.json
+            }
+            return records
         }
     }
     if all || settings.command == "layers" {
