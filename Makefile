@@ -1,8 +1,9 @@
-# Convenience targets over the scripts. `make install PREFIX=/usr/local` installs
-# libreparo.so, reparo.h and a pkg-config file, so that
+# Convenience targets over the scripts. `make install PREFIX=/usr/local` installs the
+# `reparo` command-line tool, libreparo.so, reparo.h and a pkg-config file, so that
 #   cc app.c $(pkg-config --cflags --libs reparo)
 # builds against the installed copy.
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
@@ -22,11 +23,12 @@ reproduce:
 	bash scripts/reproduce.sh
 
 install: build
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0755 .build-release/release/reparo $(DESTDIR)$(BINDIR)/reparo
 	install -m 0755 .build-release/release/libreparo.so $(DESTDIR)$(LIBDIR)/libreparo.so
 	install -m 0644 include/reparo.h $(DESTDIR)$(INCLUDEDIR)/reparo.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' scripts/reparo.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/reparo.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/libreparo.so $(DESTDIR)$(INCLUDEDIR)/reparo.h $(DESTDIR)$(PKGCONFIGDIR)/reparo.pc
+	rm -f $(DESTDIR)$(BINDIR)/reparo $(DESTDIR)$(LIBDIR)/libreparo.so $(DESTDIR)$(INCLUDEDIR)/reparo.h $(DESTDIR)$(PKGCONFIGDIR)/reparo.pc

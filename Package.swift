@@ -4,10 +4,13 @@ import PackageDescription
 let package = Package(
     name: "Reparo",
     products: [
-        // libreparo.so: the C ABI (include/reparo.h). Build it with `scripts/build.sh`.
-        .library(name: "reparo", type: .dynamic, targets: ["Reparo"]),
+        // The C ABI (include/reparo.h). SwiftPM names the file after the product
+        // (libreparo-capi.so) and `reparo` is the command-line tool's name, so
+        // `scripts/build.sh` links it with the SONAME libreparo.so and publishes it as
+        // .build-release/release/libreparo.so, the file C programs and Python use.
+        .library(name: "reparo-capi", type: .dynamic, targets: ["Reparo"]),
         .library(name: "ReparoCore", targets: ["ReparoCore"]),
-        .executable(name: "reparo-cli", targets: ["reparo-cli"]),
+        .executable(name: "reparo", targets: ["reparo-cli"]),
         .executable(name: "reparo-bench", targets: ["reparo-bench"]),
     ],
     dependencies: [

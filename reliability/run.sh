@@ -37,8 +37,11 @@ threads() {
 # the Swift runtime are not). The TSan runtime linked into the C program intercepts
 # libdispatch, so it needs libdispatch and the blocks runtime on its link line.
 tsan() {
-    swift build -c debug --scratch-path .build-tsan -Xswiftc -sanitize=thread --product reparo >&2
+    # The library product and its published name, as in scripts/build.sh.
+    swift build -c debug --scratch-path .build-tsan -Xswiftc -sanitize=thread --product reparo-capi \
+        -Xlinker -soname=libreparo.so >&2
     local dir="$PWD/.build-tsan/debug" swift_libs
+    cp "$dir/libreparo-capi.so" "$dir/libreparo.so"
     swift_libs="$(swiftc -print-target-info | sed -n 's/.*"runtimeResourcePath": "\(.*\)".*/\1/p' | head -n1)/linux"
     clang -O1 -g -fsanitize=thread -pthread -I include reliability/threads.c -L "$dir" -lreparo \
         -L "$swift_libs" -ldispatch -lBlocksRuntime -Wl,-rpath,"$dir" -Wl,-rpath,"$swift_libs" \

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plot `reparo-cli reproduce` results: test accuracy vs pruning ratio, one line per variant
+"""Plot `reparo reproduce` results: test accuracy vs pruning ratio, one line per variant
 (mean ± std over seeds). Usage: plot_reproduction.py reproduce.csv out.png [dense_accuracy]."""
 import csv
 import statistics

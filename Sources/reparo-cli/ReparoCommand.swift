@@ -2,11 +2,11 @@ import ArgumentParser
 import Foundation
 import ReparoCore
 
-/// `reparo-cli`: the whole workflow from a shell. `reproduce` is the main job.
+/// `reparo`: the whole workflow from a shell. `reproduce` is the main job.
 @main
 struct ReparoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "reparo-cli",
+        commandName: "reparo",
         abstract: "Restore the accuracy of pruned CNNs by linear over-parameterization (Qian et al. 2022).",
         version: Reparo.version,
         subcommands: [Reproduce.self, Train.self, Prune.self, Expand.self, Finetune.self, CollapseCommand.self, Evaluate.self, Infer.self, Info.self],

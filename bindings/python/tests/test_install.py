@@ -1,5 +1,6 @@
 """`make install` gives a working pkg-config setup: a C program builds against the installed
-copy with `cc app.c $(pkg-config --cflags --libs reparo)` and runs."""
+copy with `cc app.c $(pkg-config --cflags --libs reparo)` and runs; the `reparo` tool runs
+from the prefix."""
 import os
 import shutil
 import subprocess
@@ -14,9 +15,14 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_make_install_and_pkg_config(tmp_path: Path) -> None:
     prefix = tmp_path / "prefix"
     subprocess.run(["make", "-C", str(ROOT), "install", f"PREFIX={prefix}"], check=True, capture_output=True)
-    for relative in ["lib/libreparo.so", "include/reparo.h", "lib/pkgconfig/reparo.pc"]:
+    for relative in ["bin/reparo", "lib/libreparo.so", "include/reparo.h", "lib/pkgconfig/reparo.pc"]:
         assert (prefix / relative).exists(), relative
     env = dict(os.environ, PKG_CONFIG_PATH=str(prefix / "lib/pkgconfig"))
+    version = subprocess.run(["pkg-config", "--modversion", "reparo"], env=env, check=True,
+                             capture_output=True, text=True).stdout.strip()
+    tool = subprocess.run([str(prefix / "bin/reparo"), "--version"], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert tool.returncode == 0 and tool.stdout.strip() == version, tool.stdout + tool.stderr
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "reparo"], env=env, check=True,
                            capture_output=True, text=True).stdout.split()
     source = tmp_path / "app.c"
@@ -35,3 +41,19 @@ def test_make_install_and_pkg_config(tmp_path: Path) -> None:
     run = subprocess.run([str(binary)], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stdout + run.stderr
     assert "ok" in run.stdout
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="needs readelf")
+def test_published_library_and_tool() -> None:
+    release = ROOT / ".build-release" / "release"
+
+    def dynamic_section(path: Path) -> str:
+        return subprocess.run(["readelf", "-d", str(path)], check=True, capture_output=True, text=True).stdout
+
+    # SwiftPM names the file after the product (libreparo-capi.so); scripts/build.sh publishes
+    # it as libreparo.so with that SONAME, which programs linked with -lreparo record.
+    library = dynamic_section(release / "libreparo.so")
+    assert "Library soname: [libreparo.so]" in library, library
+    # -static-stdlib: neither needs Swift's shared libraries at run time.
+    for name, dynamic in [("libreparo.so", library), ("reparo", dynamic_section(release / "reparo"))]:
+        assert "libswift" not in dynamic, name + "\n" + dynamic
