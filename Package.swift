@@ -30,7 +30,10 @@ let package = Package(
             dependencies: ["ReparoCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Kernel micro-benchmarks (conv vs raw sgemm efficiency, step and inference timings).
-        .executableTarget(name: "reparo-bench", dependencies: ["ReparoCore", "COpenBLAS"], path: "bench/Sources/reparo-bench"),
+        .executableTarget(name: "reparo-bench", dependencies: ["ReparoCore", "COpenBLAS", "MallocCounter"],
+                          path: "bench/Sources/reparo-bench"),
+        // Counts the bench process's heap allocations (allocation-free hot paths are checked with it).
+        .target(name: "MallocCounter", path: "bench/Sources/MallocCounter"),
         .testTarget(name: "ReparoCoreTests", dependencies: ["ReparoCore", "Reparo"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,4 +1,5 @@
 import Foundation
+import MallocCounter
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -17,9 +18,24 @@ struct Sample {
     var median: Double
     var minimum: Double
     var repetitions: Int
+    /// Most heap allocations (whole process, all threads) one timed call made: 0 = the warmed-up
+    /// call allocates nothing.
+    var allocations: UInt64 = 0
+    /// Most bytes those allocations asked for in one timed call.
+    var allocatedBytes: UInt64 = 0
 
     var milliseconds: Double { median * 1e3 }
-    var json: [String: Any] { ["median_ms": median * 1e3, "min_ms": minimum * 1e3, "repetitions": repetitions] }
+    var json: [String: Any] {
+        ["median_ms": median * 1e3, "min_ms": minimum * 1e3, "repetitions": repetitions,
+         "allocations_per_call": allocations, "allocated_bytes_per_call": allocatedBytes]
+    }
+}
+
+/// Peak resident memory of the process so far, in MiB (getrusage's ru_maxrss).
+func peakResidentMiB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
 }
 
 /// Runs `body` `warmup` times untimed, then at least `repetitions` timed times; cheap operations
@@ -28,17 +44,23 @@ func measure(warmup: Int = 2, repetitions: Int = 10, budget: Double = 0.3, _ bod
     for _ in 0..<warmup { try body() }
     var times: [Double] = []
     var spent = 0.0
+    times.reserveCapacity(1000)
+    var allocations: UInt64 = 0, allocatedBytes: UInt64 = 0
     while times.count < repetitions || (spent < budget && times.count < 1000) {
+        let before = reparo_bench_allocation_count(), bytesBefore = reparo_bench_allocated_bytes()
         let start = now()
         try body()
         let elapsed = now() - start
+        allocations = max(allocations, reparo_bench_allocation_count() - before)
+        allocatedBytes = max(allocatedBytes, reparo_bench_allocated_bytes() - bytesBefore)
         times.append(elapsed)
         spent += elapsed
     }
     times.sort()
     let middle = times.count / 2
     let median = times.count % 2 == 1 ? times[middle] : (times[middle - 1] + times[middle]) / 2
-    return Sample(median: median, minimum: times[0], repetitions: times.count)
+    return Sample(median: median, minimum: times[0], repetitions: times.count, allocations: allocations,
+                  allocatedBytes: allocatedBytes)
 }
 
 /// Deterministic uniform values in [-1, 1) (xorshift), for inputs and gradients.

@@ -257,6 +257,7 @@ func stepBench(pruned: Model, label modelLabel: String, settings: Settings) thro
     var compactTime = 0.0
     for (label, mode) in [("compact (pruned)", "auto"), ("expanded naive", "naive"),
                           ("expanded online", "online"), ("expanded auto", "auto")] {
+        let engineBase = FloatBuffer.allocated
         let model = label.hasPrefix("compact") ? try pruned.clone() : try expanded(pruned)
         let trainer = try makeTrainer(model, mode: mode, settings: settings)
         let sample = try labels.withUnsafeBufferPointer { labelPointer -> Sample in
@@ -265,6 +266,9 @@ func stepBench(pruned: Model, label modelLabel: String, settings: Settings) thro
                 try trainer.step(images: images.pointer, labels: labelBase, batch: batch)
             }
         }
+        // Engine buffers this model and its trainer hold (weights, gradients, momentum,
+        // activations, workspaces), measured after the timed steps.
+        let engineMiB = Double(FloatBuffer.allocated - engineBase) / Double(1 << 20)
         if label.hasPrefix("compact") { compactTime = sample.median }
         let work = stepMultiplyAdds(model, mode: label.hasPrefix("compact") ? "compact" : mode, batch: batch)
         let chainModes = chains(model).map { $0.trainingCost(batch: batch) }
@@ -272,13 +276,18 @@ func stepBench(pruned: Model, label modelLabel: String, settings: Settings) thro
         let resolved = label == "expanded auto" ? " (\(chainModes.filter { $0 == "online" }.count)/\(chainModes.count) chains online)" : ""
         rows.append([label + resolved, format(sample.milliseconds, 1), format(sample.minimum * 1e3, 1),
                      format(sample.median / compactTime, 2) + "×", format(work / 1e9, 2),
-                     format(2 * work / sample.median / 1e9, 0), "\(sample.repetitions)"])
+                     format(2 * work / sample.median / 1e9, 0), format(engineMiB, 0),
+                     "\(sample.allocations) (\(format(Double(sample.allocatedBytes) / 1024, 1)) KiB)",
+                     "\(sample.repetitions)"])
         records.append(["model": modelLabel, "variant": label, "chain_mode": label.hasPrefix("compact") ? "none" : mode,
-                        "gmac_per_step": work / 1e9, "achieved_gflops": 2 * work / sample.median / 1e9]
+                        "gmac_per_step": work / 1e9, "achieved_gflops": 2 * work / sample.median / 1e9,
+                        "engine_mib": engineMiB]
                        .merging(sample.json) { a, _ in a })
     }
-    let header = ["\(modelLabel), batch \(batch)", "median ms", "min ms", "vs compact", "GMAC/step", "GFLOP/s", "reps"]
-    return ("### training step (SGD momentum, CE, forward+backward+update)\n\n" + table(header, rows) + "\n", records)
+    let header = ["\(modelLabel), batch \(batch)", "median ms", "min ms", "vs compact", "GMAC/step", "GFLOP/s", "engine MiB",
+                  "allocs/step", "reps"]
+    return ("### training step (SGD momentum, CE, forward+backward+update)\n\n" + table(header, rows)
+            + "\nengine MiB: buffers the model and its trainer hold; allocs/step: most heap allocations (whole process) of one timed step after warm-up.\n", records)
 }
 
 // MARK: layers
@@ -375,19 +384,25 @@ func inferBench(dense: Model, pruned: Model, settings: Settings) throws -> (mark
             let images = try FloatBuffer(count: batch * model.inputShape.count)
             fillRandom(images.pointer, count: images.count, seed: 21)
             let logits = try FloatBuffer(count: batch * model.classes)
+            let engineBase = FloatBuffer.allocated
             let sample = try measure(warmup: 3, repetitions: max(settings.repetitions, 10)) {
                 try model.infer(images.pointer, batch: batch, logits: logits.pointer)
             }
+            // The inference workspace the model keeps for this batch size (activations, im2col tiles).
+            let workspaceMiB = Double(FloatBuffer.allocated - engineBase) / Double(1 << 20)
             let macs = Double(model.multiplyAdds) * Double(batch)
             rows.append([label, "\(batch)", format(sample.milliseconds, 3), format(sample.median * 1e3 / Double(batch), 3),
                          format(Double(batch) / sample.median, 0), format(2 * macs / sample.median / 1e9, 0),
-                         "\(sample.repetitions)"])
-            records.append(["model": label, "batch": batch, "mflops_per_image": 2 * Double(model.multiplyAdds) / 1e6]
+                         format(workspaceMiB, 1),
+                         "\(sample.allocations) (\(format(Double(sample.allocatedBytes) / 1024, 1)) KiB)", "\(sample.repetitions)"])
+            records.append(["model": label, "batch": batch, "mflops_per_image": 2 * Double(model.multiplyAdds) / 1e6,
+                            "workspace_mib": workspaceMiB]
                            .merging(sample.json) { a, _ in a })
         }
     }
-    let header = ["model", "batch", "median ms", "ms/image", "images/s", "GFLOP/s", "reps"]
-    return ("### inference (eval forward, Model.infer)\n\n" + table(header, rows) + "\n", records)
+    let header = ["model", "batch", "median ms", "ms/image", "images/s", "GFLOP/s", "workspace MiB", "allocs/call", "reps"]
+    return ("### inference (eval forward, Model.infer)\n\n" + table(header, rows)
+            + "\nworkspace MiB: buffers the model keeps for that batch size; allocs/call: most heap allocations (whole process) of one timed call after warm-up.\n", records)
 }
 
 // MARK: main
@@ -416,6 +431,7 @@ do {
         let value = try body()
         let share = load.share
         results[key] = ["results": value, "foreign_cpu_share": share]
+        print("Peak resident memory of the process so far: \(format(peakResidentMiB(), 0)) MiB.")
         print("Other processes used \(format(100 * share, 1))% of the CPU during this section\(share > 0.05 ? " — NOISY, rerun on a quiet machine" : "").\n")
     }
     if all || settings.command == "conv-efficiency" {
