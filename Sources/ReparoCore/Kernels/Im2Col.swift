@@ -41,7 +41,9 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<I
     let inputPlane = g.inputHeight * g.inputWidth
     let inputImage = g.inputChannels * inputPlane
     let ncols = images.count * g.outputSpatial
-    let unfoldRow = { (row: Int) in
+    // A local function, not a closure stored in a `let`: a stored closure's captures are
+    // heap-allocated on every call, a local function's are not.
+    func unfoldRow(_ row: Int) {
         let c = row / kernelArea
         let u = (row % kernelArea) / g.kernelWidth
         let v = row % g.kernelWidth
@@ -73,7 +75,7 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<I
         }
     }
     if parallel {
-        Parallel.forEach(g.patchSize, minimumWork: ncols, unfoldRow)
+        Parallel.forEach(g.patchSize, minimumWork: ncols) { unfoldRow($0) }
     } else {
         for row in 0..<g.patchSize { unfoldRow(row) }
     }
@@ -89,7 +91,7 @@ func col2im(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: R
     let inputImage = g.inputChannels * inputPlane
     let ncols = images.count * g.outputSpatial
     // Each channel's rows write only that channel's planes: channels can run in parallel.
-    let foldChannel = { (c: Int) in
+    func foldChannel(_ c: Int) {
         for n in images {
             (dx + n * inputImage + c * inputPlane).update(repeating: 0, count: inputPlane)
         }
@@ -123,7 +125,7 @@ func col2im(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: R
         }
     }
     if parallel {
-        Parallel.forEach(g.inputChannels, minimumWork: ncols * kernelArea, foldChannel)
+        Parallel.forEach(g.inputChannels, minimumWork: ncols * kernelArea) { foldChannel($0) }
     } else {
         for c in 0..<g.inputChannels { foldChannel(c) }
     }

@@ -36,6 +36,10 @@ public final class ExpandedChain: Layer {
         self.path = Sequential(name: name, input: input, layers: factors)
         let weights = factors.compactMap { $0.parameters.first(where: { $0.kind == .weight }) }
         guard weights.count == 3 else { throw ReparoError.internalError("chain \(name) needs three weighted factors") }
+        first = weights[0]
+        middle = weights[1]
+        last = weights[2]
+        lastBias = factors[2].parameters.count > 1 ? factors[2].parameters[1] : nil
         hiddenIn = weights[0].shape[0]
         inputs = weights[0].shape[1]
         hiddenOut = weights[1].shape[0]
@@ -53,10 +57,10 @@ public final class ExpandedChain: Layer {
     public var parameters: [Parameter] { path.parameters }
     public var multiplyAdds: Int { path.multiplyAdds }
 
-    var first: Parameter { factors[0].parameters[0] }
-    var middle: Parameter { factors[1].parameters[0] }
-    var last: Parameter { factors[2].parameters[0] }
-    var lastBias: Parameter? { factors[2].parameters.count > 1 ? factors[2].parameters[1] : nil }
+    // The factors' weights and the last bias, kept (a layer's `parameters` builds a new array
+    // on every call, and collapse/distribute run every step).
+    let first: Parameter, middle: Parameter, last: Parameter
+    let lastBias: Parameter?
 
     /// Multiply-adds of one training step (forward + both backward products) in each mode.
     public func trainingCost(batch: Int) -> (naive: Int, online: Int) {
