@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the seed corpora (fuzz/corpus/{load,spec,checkpoint}/) from real files made
 # through the C API: builds libreparo.so with scripts/build.sh, then runs make_corpus.py.
-# Deterministic for a given library. Findings (crash-*, …) are left alone.
+# Deterministic for a given library. Findings (crash-*, …) and fixed ones (regression-*) are
+# left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lib=$(bash scripts/build.sh)

@@ -3,9 +3,10 @@
 #
 #   fuzz/run.sh build                    build every target into fuzz/.build/
 #   fuzz/run.sh run <target> <seconds>   fuzz one target (load | spec | checkpoint) for a time budget
-#   fuzz/run.sh ci                       build, replay known findings, fuzz each target 20 s;
-#                                        non-zero on any finding (FUZZ_KNOWN=warn: known ones
-#                                        are reported only; FUZZ_CI_SECONDS=N per target)
+#   fuzz/run.sh ci                       build, replay fixed and known findings, fuzz each
+#                                        target 20 s; non-zero on any finding (FUZZ_KNOWN=warn:
+#                                        known ones are reported only; FUZZ_CI_SECONDS=N per
+#                                        target). Run by scripts/test.sh.
 #   fuzz/run.sh repro <target> <file>... run a target on given inputs only (no fuzzing)
 #   fuzz/run.sh corpus                   regenerate the seed corpora (fuzz/make_corpus.sh)
 #
@@ -13,8 +14,9 @@
 # -sanitize=fuzzer,address. A finding (crash, Swift trap, ASan report, malloc over
 # -malloc_limit_mb, RSS over -rss_limit_mb, one input over -timeout seconds) stops the run with
 # a non-zero status and writes the input to fuzz/corpus/<target>/{crash,oom,timeout}-<sha1>.
-# New interesting inputs go to fuzz/.work/<target>/ (not committed); the committed seeds stay
-# in fuzz/corpus/<target>/.
+# Once fixed, such a finding is renamed regression-<what>: it stays in the corpus as a seed,
+# and 'ci' replays it and fails if it fails again. New interesting inputs go to
+# fuzz/.work/<target>/ (not committed); the committed seeds stay in fuzz/corpus/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -130,8 +132,22 @@ ci() {
     echo "fuzz: libFuzzer runtime $runtime" >&2
     build
     local seconds=${FUZZ_CI_SECONDS:-20} target input findings=()
-    # 1. Findings committed earlier (fuzz/corpus/<target>/crash-*, oom-*, timeout-*) must be
-    #    fixed; FUZZ_KNOWN=warn reports them without failing (while a fix is under way).
+    # 1. Fixed findings (fuzz/corpus/<target>/regression-*) must stay fixed: no way around it.
+    local replayed=0
+    for target in "${targets[@]}"; do
+        for input in fuzz/corpus/"$target"/regression-*; do
+            [[ -e "$input" ]] || continue
+            replayed=$((replayed + 1))
+            if still_fails "$target" "$input"; then
+                echo "fuzz: REGRESSION: a fixed finding fails again: fuzz/run.sh repro $target $input" >&2
+                findings+=("$input")
+            fi
+        done
+    done
+    echo "fuzz: $replayed fixed findings (regression-*) replayed" >&2
+    # 2. Findings committed earlier and not fixed yet (fuzz/corpus/<target>/crash-*, oom-*,
+    #    timeout-*) fail too; FUZZ_KNOWN=warn reports them without failing (while a fix is
+    #    under way). Once fixed, rename one to regression-<what> rather than deleting it.
     for target in "${targets[@]}"; do
         for input in fuzz/corpus/"$target"/{crash,oom,timeout}-*; do
             [[ -e "$input" ]] || continue
@@ -139,11 +155,12 @@ ci() {
                 echo "fuzz: KNOWN FINDING still reproduces: fuzz/run.sh repro $target $input" >&2
                 [[ "${FUZZ_KNOWN:-fail}" == warn ]] || findings+=("$input")
             else
-                echo "fuzz: known finding $input no longer reproduces (fixed? delete it or keep it as a seed)" >&2
+                echo "fuzz: known finding $input no longer reproduces (fixed? rename it regression-<what>)" >&2
             fi
         done
     done
-    # 2. A short fuzzing run per target.
+    # 3. A short fuzzing run per target.
+    mkdir -p "$work_dir"   # absent in a fresh clone; the logs go there
     for target in "${targets[@]}"; do
         echo "fuzz: $target for $seconds s" >&2
         local log="$work_dir/$target-ci.log"

@@ -19,8 +19,9 @@
  *  - Tensors are float32, NCHW, contiguous. Buffer capacities are counted in elements.
  *  - Options are JSON objects (NULL or "" = all defaults). Unknown keys, wrong types and
  *    out-of-range values are rejected with REPARO_ERR_INVALID_ARGUMENT naming the key.
- *  - Handles are opaque; a freed or foreign handle is detected and rejected
- *    (REPARO_ERR_INVALID_ARGUMENT) rather than dereferenced. *_free(NULL) is a no-op.
+ *  - Handles are opaque tokens, never reused within a process; a freed or foreign handle is
+ *    detected and rejected (REPARO_ERR_INVALID_ARGUMENT) rather than dereferenced, even after
+ *    newer objects were created. *_free(NULL) is a no-op.
  *  - Thread safety: a model may be read by many threads at once (reparo_infer,
  *    reparo_evaluate, reparo_model_save, reparo_model_clone, reparo_model_describe). Calls that
  *    change a model (reparo_expand, reparo_collapse, reparo_trainer_step on a trainer that
@@ -87,15 +88,17 @@ const char *reparo_status_name(reparo_status status);
  *   {"type":"avgpool"} (global when no kernel), {"type":"flatten"},
  *   {"type":"linear","out":K,"bias":true}, {"type":"basic_block","out":32,"stride":2}]}.
  *   Every layer may carry a "name". The last layer's outputs must equal "classes".
- * Sizes are bounded (at most 2^28 parameters and 2^26 activation floats per image); specs
- * beyond them, like any other bad field, give INVALID_ARGUMENT naming the field; OUT_OF_MEMORY
- * only when the machine cannot allocate a model within those bounds.
+ * Sizes are bounded (at most 2^28 parameters, 2^26 activation floats per image, and 2^27
+ * floats = 512 MiB of inference workspace per image, which is allocated here and kept for the
+ * first inference); specs beyond them, like any other bad field, give INVALID_ARGUMENT naming
+ * the field; OUT_OF_MEMORY only when the machine cannot allocate a model within those bounds.
  * The caller owns *out_model (reparo_model_free). */
 reparo_status reparo_model_create(const char *spec_json, uint64_t seed, reparo_model **out_model);
 
 /* Loads a model saved by reparo_model_save (safetensors with the spec and state in its
- * metadata). Errors: IO (missing, directory, unreadable), FORMAT (any defect: the file is
- * validated before it is trusted). The caller owns *out_model. */
+ * metadata). Errors: IO (missing, directory, unreadable), FORMAT (any defect, including a spec
+ * beyond the bounds of reparo_model_create: the file is validated, and its tensors matched
+ * to its spec, before anything is allocated for the model). The caller owns *out_model. */
 reparo_status reparo_model_load(const char *path, reparo_model **out_model);
 
 /* Saves the model in any state as safetensors (PyTorch tensor names, F32). Atomic: written
@@ -169,7 +172,8 @@ reparo_status reparo_trainer_create(reparo_model *student, const reparo_model *t
 
 /* One SGD step on a batch: images batch × C × H × W, labels in [0, classes). Errors:
  * INVALID_ARGUMENT (sizes, labels), NUMERIC (non-finite loss or gradient: weights,
- * BatchNorm statistics and optimizer state are left as they were). out_result may be NULL. */
+ * BatchNorm statistics and optimizer state are left as they were), STATE (the trainer has
+ * taken 2^53 steps, the most it counts). out_result may be NULL. */
 reparo_status reparo_trainer_step(reparo_trainer *trainer, const float *images, const int32_t *labels,
                                   int32_t batch, reparo_step_result *out_result);
 
@@ -185,7 +189,8 @@ reparo_status reparo_trainer_save(const reparo_trainer *trainer, const char *pat
 
 /* Restores a state saved by reparo_trainer_save. The file must come from a trainer whose
  * student had the same spec and state; it is validated fully before anything changes.
- * Errors: INVALID_ARGUMENT (other spec), IO, FORMAT. */
+ * Errors: INVALID_ARGUMENT (other spec), IO, FORMAT (malformed, or a field out of range,
+ * e.g. "step" outside 0 ... 2^53; the message names it). */
 reparo_status reparo_trainer_load(reparo_trainer *trainer, const char *path);
 
 /* Progress of reparo_trainer_fit, called after every step with the step's result, the

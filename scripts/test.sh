@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: the Swift suite, then (against the release libreparo.so) the Python
-# bindings' tests, which also build and run the C examples and the README's commands.
+# bindings' tests, which also build and run the C examples and the README's commands, then a
+# short fuzzing pass (fuzz/run.sh ci: every fixed or known finding replayed, each libFuzzer
+# target fuzzed $FUZZ_CI_SECONDS seconds, 20 by default; skipped with a message when the
+# toolchain has no libFuzzer runtime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -11,3 +14,5 @@ echo "== Release library and CLI"
 bash scripts/build.sh
 echo "== Python, C examples, README"
 python3 -m pytest -q bindings/python/tests
+echo "== Fuzzing (short pass)"
+FUZZ_CI_SECONDS="${FUZZ_CI_SECONDS:-20}" bash fuzz/run.sh ci

@@ -1,27 +1,36 @@
 import Foundation
 import ReparoCore
 
-/// Every handle given to C is registered here; a pointer that is not registered (freed,
-/// foreign, garbage) is rejected instead of dereferenced. Lookups hand back a strong
+/// Every handle given to C is registered here, under an opaque token that is never reused: a
+/// token that is not registered (freed, foreign, garbage) is rejected instead of dereferenced.
+/// Tokens are not addresses: after `*_free`, a new object the allocator places at the same
+/// address still gets a new token, so a stale handle stays stale. Lookups hand back a strong
 /// reference taken under the lock, so an object stays alive for the duration of a call.
 final class HandleRegistry: @unchecked Sendable {
     static let shared = HandleRegistry()
     private let lock = NSLock()
-    private var live: [UnsafeMutableRawPointer: AnyObject] = [:]
+    private var live: [UInt: AnyObject] = [:]
+    /// Tokens are `tag | counter << 4`: odd (never an aligned address) with a fixed low nibble,
+    /// counting up from one, so none is NULL and none repeats while the process lives (2^60
+    /// handles at one per nanosecond would take 36 years).
+    private var issued: UInt = 0
+    private static let tag: UInt = 0b1011
 
-    func register(_ object: AnyObject) -> OpaquePointer {
-        let pointer = Unmanaged.passUnretained(object).toOpaque()
+    /// The new handle; never nil (a token is never 0), typed as the C out-parameter is.
+    func register(_ object: AnyObject) -> OpaquePointer? {
         lock.lock()
-        live[pointer] = object
-        lock.unlock()
-        return OpaquePointer(pointer)
+        defer { lock.unlock() }
+        issued += 1
+        let token = Self.tag | issued << 4
+        live[token] = object
+        return OpaquePointer(bitPattern: token)
     }
 
     func lookup<T: AnyObject>(_ handle: OpaquePointer?, as type: T.Type, _ name: String) throws -> T {
         guard let handle else { throw ReparoError.invalidArgument("\(name) is NULL") }
         lock.lock()
         defer { lock.unlock() }
-        guard let object = live[UnsafeMutableRawPointer(handle)] else {
+        guard let object = live[UInt(bitPattern: handle)] else {
             throw ReparoError.invalidArgument("\(name) is not a live handle (freed, or not created by Reparo)")
         }
         guard let typed = object as? T else {
@@ -36,7 +45,7 @@ final class HandleRegistry: @unchecked Sendable {
         guard let handle else { return nil }
         lock.lock()
         defer { lock.unlock() }
-        let key = UnsafeMutableRawPointer(handle)
+        let key = UInt(bitPattern: handle)
         guard let object = live[key] as? T else { return nil }
         live[key] = nil
         return object

@@ -15,13 +15,23 @@ public final class Model {
         self.spec = spec
         self.network = try NetworkBuilder.build(spec)
         NetworkBuilder.initialize(network, seed: seed)
+        try reserveWorkspace()
     }
 
     /// A model whose tensors are given by name (every tensor of the spec, nothing more).
+    ///
+    /// The tensors are matched against the spec's plan before anything is allocated, so the
+    /// model costs memory in proportion to the tensors given (their values, the gradients of
+    /// the trainable ones, and hidden kernels no larger than the tensors — `NetworkBuilder.plan`),
+    /// plus a one-image workspace under its own cap: a small file cannot make the loader
+    /// allocate gigabytes for tensors it does not hold.
     public init(spec: ModelSpec, tensors: [NamedTensor], source: String = "tensors") throws {
+        let plan = try NetworkBuilder.plan(spec)
+        let ordered = try NetworkBuilder.match(tensors, to: plan, source: source)
         self.spec = spec
         self.network = try NetworkBuilder.build(spec)
-        try NetworkBuilder.assign(tensors, to: network, source: source)
+        try NetworkBuilder.assign(ordered, to: network)
+        try reserveWorkspace()
     }
 
     /// Parses a JSON spec (preset or generic) and initializes it.
@@ -76,6 +86,23 @@ public final class Model {
             }
         }
         return logits
+    }
+
+    /// Makes the workspace of a one-image inference under the cap
+    /// `NetworkBuilder.maximumWorkspacePerSample` and keeps it for the first such inference.
+    /// Its size is measured as the caches allocate (activations, im2col columns: whatever the
+    /// layers hold), and the allocation that would cross the cap is refused before it is made,
+    /// so a small spec or file that asks for a huge workspace is an error here, not gigabytes
+    /// allocated at the first `infer`. Larger batches scale from a size known to be sane and
+    /// are bounded by the process budget (`FloatBuffer.memoryBudget`), like every buffer.
+    private func reserveWorkspace() throws {
+        let limit = NetworkBuilder.maximumWorkspacePerSample
+        let cache = try FloatBuffer.withAllocationLimit(bytes: limit * MemoryLayout<Float>.stride, exceeded: { requested in
+            ReparoError.invalidArgument("spec: the inference workspace of one image needs more than \(limit) floats (\(requested >> 20) MiB requested so far, limit \(limit >> 18) MiB); use smaller inputs, kernels or channels")
+        }) {
+            try network.makeCache(batch: 1, training: false)
+        }
+        idleCaches[1] = [cache]
     }
 
     private func borrowCache(batch: Int) throws -> LayerCache {

@@ -47,10 +47,13 @@ public struct LayerSpec: Equatable, Sendable {
         return spec
     }
 
+    /// A max- or average-pool; stride 0 means the window (as in the JSON form). An average
+    /// pool without a window is global: kernel 0 and stride 0, as `SpecParser` also makes it,
+    /// so that a spec equals itself after a JSON round trip (the JSON leaves both out).
     public static func pool(_ kind: Kind, _ name: String, kernel: Int = 0, stride: Int = 0) -> LayerSpec {
         var spec = LayerSpec(kind: kind, name: name)
         spec.kernel = kernel
-        spec.stride = stride
+        spec.stride = stride == 0 ? kernel : stride
         return spec
     }
 

@@ -3,55 +3,82 @@ import Foundation
 /// Builds the runtime network of a resolved spec, checking every shape, and fills its
 /// tensors either from a seeded initializer or from named tensors (a loaded file, or the
 /// output of prune/expand/collapse).
+///
+/// Every check happens in `plan`, on the spec alone, before anything is allocated: a spec (or
+/// a file's spec) cannot make the builder allocate for layers it then refuses.
 enum NetworkBuilder {
     /// Largest model accepted: trainable and saved scalars, and activation floats per sample.
     static let maximumParameters = 256 << 20
     static let maximumActivationsPerSample = 64 << 20
+    /// Largest inference workspace of one image (activations, im2col columns, every buffer the
+    /// eval-mode caches hold), in floats: 512 MiB. Measured, not predicted, when a model is
+    /// made (`Model.reserveWorkspace`), so it follows whatever the layers' caches really hold.
+    /// vgg16 on 224×224 images needs about 100 M.
+    static let maximumWorkspacePerSample = 128 << 20
 
-    static func build(_ spec: ModelSpec) throws -> Sequential {
+    /// A tensor the network of a spec holds (a `Parameter`), by name and shape.
+    struct TensorShape: Equatable, CustomStringConvertible {
+        var name: String
+        var shape: [Int]
+        var count: Int { shape.reduce(1, *) }
+        var description: String { "\(name) \(shape)" }
+    }
+
+    /// What building a spec allocates, known from the spec alone.
+    struct Plan {
+        /// Every tensor of the model, in `Model.parameters` order.
+        var tensors: [TensorShape] = []
+        /// Scalars of `tensors`.
+        var parameters = 0
+        /// Layer outputs of one image, as `maximumActivationsPerSample` counts them.
+        var activations = 0
+        /// Scalars of the weights an expanded conv keeps besides its saved factors (the
+        /// collapsed kernel its online training mode runs), each with a gradient.
+        var hiddenWeights = 0
+    }
+
+    /// Names, shapes and sizes of everything `build` would allocate, with every check `build`
+    /// relies on; allocates nothing. Errors are `.invalidArgument` naming the layer.
+    static func plan(_ spec: ModelSpec) throws -> Plan {
+        var plan = Plan()
         var names = Set<String>()
-        var budget = Budget()
-        let network = try buildList(spec.layers, name: "", input: spec.input, names: &names, budget: &budget)
-        let output = network.outputShape
+        let output = try planList(spec.layers, input: spec.input, names: &names, plan: &plan)
         guard output == FeatureShape(channels: spec.classes, height: 1, width: 1) else {
             throw ReparoError.invalidArgument("spec: the last layer gives \(output) but \"classes\" is \(spec.classes); end with a linear layer of \(spec.classes) outputs")
         }
-        return network
-    }
-
-    struct Budget {
-        var parameters = 0
-        var activations = 0
-        mutating func add(_ layer: Layer) throws {
-            parameters += layer.parameters.reduce(0) { $0 + $1.count }
-            activations += layer.outputShape.count
-            guard parameters <= NetworkBuilder.maximumParameters else {
-                throw ReparoError.invalidArgument("spec: more than \(NetworkBuilder.maximumParameters) parameters (at layer \(layer.name))")
-            }
-            guard activations <= NetworkBuilder.maximumActivationsPerSample else {
-                throw ReparoError.invalidArgument("spec: activations exceed \(NetworkBuilder.maximumActivationsPerSample) floats per sample (at layer \(layer.name))")
-            }
+        // An expanded conv also keeps its collapsed kernel [out, in, k, k]. Expansion (rate ≥ 1)
+        // never makes it larger than the middle factor, but hidden widths narrower than the
+        // layer would let a small file make the loader allocate far more than its tensors.
+        guard plan.hiddenWeights <= plan.parameters else {
+            throw ReparoError.invalidArgument("spec: the collapsed kernels of its expanded convs (\(plan.hiddenWeights) floats) outweigh all its tensors (\(plan.parameters) floats); a chain's widths must not be narrower than the layer it expands")
         }
+        return plan
     }
 
-    static func buildList(_ specs: [LayerSpec], name: String, input: FeatureShape, names: inout Set<String>,
-                          budget: inout Budget) throws -> Sequential {
+    private static func planList(_ specs: [LayerSpec], input: FeatureShape, names: inout Set<String>,
+                                 plan: inout Plan) throws -> FeatureShape {
         var shape = input
-        var layers: [Layer] = []
         for spec in specs {
             guard names.insert(spec.name).inserted else {
                 throw ReparoError.invalidArgument("spec: layer name \"\(spec.name)\" is used twice")
             }
-            let layer = try buildLayer(spec, input: shape, names: &names, budget: &budget)
-            try budget.add(layer)
-            layers.append(layer)
-            shape = layer.outputShape
+            shape = try planLayer(spec, input: shape, names: &names, plan: &plan)
+            // Within SpecParser's ranges each term is below 2^43 (channels ≤ 2^16, sides below
+            // 2^13), and both totals are checked after every layer: no overflow.
+            plan.activations += shape.count
+            guard plan.parameters <= maximumParameters else {
+                throw ReparoError.invalidArgument("spec: more than \(maximumParameters) parameters (at layer \(spec.name))")
+            }
+            guard plan.activations <= maximumActivationsPerSample else {
+                throw ReparoError.invalidArgument("spec: activations exceed \(maximumActivationsPerSample) floats per sample (at layer \(spec.name))")
+            }
         }
-        return Sequential(name: name, input: input, layers: layers)
+        return shape
     }
 
-    /// Refuses a weight of `factors` elements before it is allocated.
-    static func checkWeight(_ factors: [Int], layer: String) throws {
+    /// Refuses a weight of `factors` elements; returns its size.
+    @discardableResult
+    static func checkWeight(_ factors: [Int], layer: String) throws -> Int {
         var total = 1
         for factor in factors {
             let (product, overflow) = total.multipliedReportingOverflow(by: factor)
@@ -60,30 +87,123 @@ enum NetworkBuilder {
             }
             total = product
         }
+        return total
     }
 
-    static func buildLayer(_ spec: LayerSpec, input: FeatureShape, names: inout Set<String>,
-                           budget: inout Budget) throws -> Layer {
+    /// Output shape of one layer; appends its tensors to `plan`. Mirrors the layers' own
+    /// naming and shapes (`planMatchesBuild` in the tests holds the two together).
+    private static func planLayer(_ spec: LayerSpec, input: FeatureShape, names: inout Set<String>,
+                                  plan: inout Plan) throws -> FeatureShape {
         let where_ = "layer \"\(spec.name)\""
-        if spec.kind == .conv || spec.kind == .linear {
-            let inputs = spec.kind == .conv ? input.channels : input.count
-            let taps = spec.kind == .conv ? spec.kernel * spec.kernel : 1
-            if let chain = spec.chain {
-                try checkWeight([chain[0], inputs], layer: spec.name)
-                try checkWeight([chain[1], chain[0], taps], layer: spec.name)
-                try checkWeight([spec.out, chain[1]], layer: spec.name)
-            } else {
-                try checkWeight([spec.out, inputs, taps], layer: spec.name)
-            }
+        func add(_ suffix: String, _ shape: [Int]) {
+            let tensor = TensorShape(name: spec.name + suffix, shape: shape)
+            plan.tensors.append(tensor)
+            plan.parameters += tensor.count   // each ≤ maximumParameters, checked after the layer
         }
         switch spec.kind {
         case .conv:
+            guard spec.kernel >= 1, spec.stride >= 1, spec.padding >= 0, spec.out >= 1 else {
+                throw ReparoError.invalidArgument("\(where_): out, kernel and stride must be at least 1, padding at least 0")
+            }
             guard input.height + 2 * spec.padding >= spec.kernel, input.width + 2 * spec.padding >= spec.kernel else {
                 throw ReparoError.invalidArgument("\(where_): kernel \(spec.kernel) is larger than the padded input \(input)")
             }
             guard spec.padding < spec.kernel else {
                 throw ReparoError.invalidArgument("\(where_): padding \(spec.padding) must be smaller than the kernel \(spec.kernel)")
             }
+            let k = spec.kernel, cin = input.channels
+            let output = FeatureShape(channels: spec.out,
+                                      height: (input.height + 2 * spec.padding - k) / spec.stride + 1,
+                                      width: (input.width + 2 * spec.padding - k) / spec.stride + 1)
+            if let chain = try planChain(spec) {
+                try checkWeight([chain[0], cin], layer: spec.name)
+                try checkWeight([chain[1], chain[0], k * k], layer: spec.name)
+                try checkWeight([spec.out, chain[1]], layer: spec.name)
+                plan.hiddenWeights += try checkWeight([spec.out, cin, k * k], layer: spec.name)
+                add(".factors.0.weight", [chain[0], cin, 1, 1])
+                add(".factors.1.weight", [chain[1], chain[0], k, k])
+                add(".factors.2.weight", [spec.out, chain[1], 1, 1])
+                if spec.bias { add(".factors.2.bias", [spec.out]) }
+            } else {
+                try checkWeight([spec.out, cin, k * k], layer: spec.name)
+                add(".weight", [spec.out, cin, k, k])
+                if spec.bias { add(".bias", [spec.out]) }
+            }
+            return output
+        case .linear:
+            guard spec.out >= 1 else { throw ReparoError.invalidArgument("\(where_): out must be at least 1") }
+            let inputs = input.count
+            if let chain = try planChain(spec) {
+                try checkWeight([chain[0], inputs], layer: spec.name)
+                try checkWeight([chain[1], chain[0]], layer: spec.name)
+                try checkWeight([spec.out, chain[1]], layer: spec.name)
+                add(".factors.0.weight", [chain[0], inputs])
+                add(".factors.1.weight", [chain[1], chain[0]])
+                add(".factors.2.weight", [spec.out, chain[1]])
+                if spec.bias { add(".factors.2.bias", [spec.out]) }
+            } else {
+                try checkWeight([spec.out, inputs], layer: spec.name)
+                add(".weight", [spec.out, inputs])
+                if spec.bias { add(".bias", [spec.out]) }
+            }
+            return FeatureShape(channels: spec.out, height: 1, width: 1)
+        case .batchnorm:
+            for suffix in [".weight", ".bias", ".running_mean", ".running_var"] { add(suffix, [input.channels]) }
+            return input
+        case .relu:
+            return input
+        case .flatten:
+            return FeatureShape(channels: input.count, height: 1, width: 1)
+        case .maxpool, .avgpool:
+            if spec.kind == .avgpool && spec.kernel == 0 { return FeatureShape(channels: input.channels, height: 1, width: 1) }
+            let kind = spec.kind == .maxpool ? "max-pool" : "avg-pool"
+            guard spec.kernel >= 1, spec.stride >= 1 else {
+                throw ReparoError.invalidArgument("\(where_): \(kind) window and stride must be at least 1")
+            }
+            guard input.height >= spec.kernel, input.width >= spec.kernel else {
+                throw ReparoError.invalidArgument("\(where_): \(kind) window \(spec.kernel) is larger than the input \(input)")
+            }
+            return FeatureShape(channels: input.channels, height: (input.height - spec.kernel) / spec.stride + 1,
+                                width: (input.width - spec.kernel) / spec.stride + 1)
+        case .basicBlock:
+            let main = try planList(spec.main, input: input, names: &names, plan: &plan)
+            let shortcut = try planList(spec.shortcut, input: input, names: &names, plan: &plan)
+            guard main == shortcut else {
+                throw ReparoError.invalidArgument("\(where_): main path gives \(main) but the shortcut gives \(shortcut)")
+            }
+            return main
+        }
+    }
+
+    private static func planChain(_ spec: LayerSpec) throws -> [Int]? {
+        guard let chain = spec.chain else { return nil }
+        guard chain.count == 2, chain.allSatisfy({ $0 >= 1 }) else {
+            throw ReparoError.invalidArgument("layer \"\(spec.name)\": chain must be two widths of at least 1, got \(chain)")
+        }
+        return chain
+    }
+
+    /// The network of a spec, after `plan` has checked it.
+    static func build(_ spec: ModelSpec) throws -> Sequential {
+        _ = try plan(spec)
+        return try buildList(spec.layers, name: "", input: spec.input)
+    }
+
+    private static func buildList(_ specs: [LayerSpec], name: String, input: FeatureShape) throws -> Sequential {
+        var shape = input
+        var layers: [Layer] = []
+        for spec in specs {
+            let layer = try buildLayer(spec, input: shape)
+            layers.append(layer)
+            shape = layer.outputShape
+        }
+        return Sequential(name: name, input: input, layers: layers)
+    }
+
+    /// One layer of a spec that `plan` accepted.
+    private static func buildLayer(_ spec: LayerSpec, input: FeatureShape) throws -> Layer {
+        switch spec.kind {
+        case .conv:
             guard let chain = spec.chain else {
                 return try Conv2D(name: spec.name, input: input, outputChannels: spec.out, kernelSize: spec.kernel,
                                   stride: spec.stride, padding: spec.padding, bias: spec.bias)
@@ -108,26 +228,15 @@ enum NetworkBuilder {
         case .relu:
             return ReLU(name: spec.name, input: input)
         case .maxpool:
-            guard input.height >= spec.kernel, input.width >= spec.kernel else {
-                throw ReparoError.invalidArgument("\(where_): max-pool window \(spec.kernel) is larger than the input \(input)")
-            }
             return MaxPool2D(name: spec.name, input: input, kernelSize: spec.kernel, stride: spec.stride)
         case .avgpool:
-            if spec.kernel > 0 {
-                guard input.height >= spec.kernel, input.width >= spec.kernel else {
-                    throw ReparoError.invalidArgument("\(where_): avg-pool window \(spec.kernel) is larger than the input \(input)")
-                }
-                return AvgPool2D(name: spec.name, input: input, kernelSize: spec.kernel, stride: spec.stride)
-            }
-            return AvgPool2D(name: spec.name, input: input, kernelSize: nil, stride: nil)
+            guard spec.kernel > 0 else { return AvgPool2D(name: spec.name, input: input, kernelSize: nil, stride: nil) }
+            return AvgPool2D(name: spec.name, input: input, kernelSize: spec.kernel, stride: spec.stride)
         case .flatten:
             return Flatten(name: spec.name, input: input)
         case .basicBlock:
-            let main = try buildList(spec.main, name: spec.name, input: input, names: &names, budget: &budget)
-            let shortcut = try buildList(spec.shortcut, name: spec.name + ".shortcut", input: input, names: &names, budget: &budget)
-            guard main.outputShape == shortcut.outputShape else {
-                throw ReparoError.invalidArgument("\(where_): main path gives \(main.outputShape) but the shortcut gives \(shortcut.outputShape)")
-            }
+            let main = try buildList(spec.main, name: spec.name, input: input)
+            let shortcut = try buildList(spec.shortcut, name: spec.name + ".shortcut", input: input)
             return try BasicBlock(name: spec.name, input: input, main: main, shortcut: shortcut)
         }
     }
@@ -159,27 +268,49 @@ enum NetworkBuilder {
         }
     }
 
-    /// Copies named tensors into the network; every tensor must be present with its exact
-    /// shape, and no extra tensors may remain.
-    static func assign(_ tensors: [NamedTensor], to network: Layer, source: String) throws {
+    /// The given tensors in `plan` order, checked by name and shape against it before anything
+    /// is allocated for them: every tensor present with its exact shape, none twice, none left
+    /// over. Errors are `.format` naming `source`.
+    static func match(_ tensors: [NamedTensor], to plan: Plan, source: String) throws -> [NamedTensor] {
         var byName: [String: NamedTensor] = [:]
         for tensor in tensors {
             guard byName[tensor.name] == nil else {
-                throw ReparoError.format("\(source): tensor \"\(tensor.name)\" appears twice")
+                throw ReparoError.format("\(source): tensor \(quoted(tensor.name)) appears twice")
             }
             byName[tensor.name] = tensor
         }
-        for parameter in network.parameters {
-            guard let tensor = byName.removeValue(forKey: parameter.name) else {
-                throw ReparoError.format("\(source): tensor \"\(parameter.name)\" is missing")
+        var ordered: [NamedTensor] = []
+        for needed in plan.tensors {
+            guard let tensor = byName.removeValue(forKey: needed.name) else {
+                throw ReparoError.format("\(source): tensor \"\(needed.name)\" is missing")
             }
-            guard tensor.shape == parameter.shape, tensor.values.count == parameter.count else {
-                throw ReparoError.format("\(source): tensor \"\(parameter.name)\" has shape \(tensor.shape), the spec needs \(parameter.shape)")
+            guard tensor.shape == needed.shape, tensor.values.count == needed.count else {
+                throw ReparoError.format("\(source): tensor \"\(needed.name)\" has shape \(tensor.shape), the spec needs \(needed.shape)")
             }
-            parameter.value.pointer.update(from: tensor.values.pointer, count: parameter.count)
+            ordered.append(tensor)
         }
         if let extra = byName.keys.sorted().first {
-            throw ReparoError.format("\(source): tensor \"\(extra)\" is not part of the spec")
+            throw ReparoError.format("\(source): tensor \(quoted(extra)) is not part of the spec")
+        }
+        return ordered
+    }
+
+    /// A file's tensor name for a message, cut to 128 characters (a name may be megabytes long).
+    private static func quoted(_ name: String) -> String {
+        name.count > 128 ? "\"\(name.prefix(128))…\"" : "\"\(name)\""
+    }
+
+    /// Copies tensors that `match` ordered into the network built from the same plan.
+    static func assign(_ tensors: [NamedTensor], to network: Layer) throws {
+        let parameters = network.parameters
+        guard parameters.count == tensors.count else {
+            throw ReparoError.internalError("the network has \(parameters.count) tensors, the plan \(tensors.count)")
+        }
+        for (parameter, tensor) in zip(parameters, tensors) {
+            guard parameter.name == tensor.name, parameter.shape == tensor.shape, parameter.count == tensor.values.count else {
+                throw ReparoError.internalError("network tensor \(parameter.name) \(parameter.shape) differs from its plan \(tensor.name) \(tensor.shape)")
+            }
+            parameter.value.pointer.update(from: tensor.values.pointer, count: parameter.count)
         }
     }
 }

@@ -84,6 +84,8 @@ public enum SpecParser {
             if let kernel = try object.optionalInt("kernel", in: 1...64) {
                 spec.kernel = kernel
                 spec.stride = try object.int("stride", default: kernel, in: 1...64)
+            } else {
+                spec = .pool(.avgpool, name)   // global: kernel 0, stride 0, as the presets make it
             }
         case .batchnorm, .relu, .flatten:
             break

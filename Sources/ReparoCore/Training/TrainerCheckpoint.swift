@@ -26,9 +26,14 @@ extension Trainer {
         guard metadata["spec"] == student.spec.jsonText else {
             throw ReparoError.invalidArgument("\(path): the checkpoint was saved for a student of another spec or state")
         }
-        guard let stepText = metadata["step"], let savedStep = Int(stepText), savedStep >= 0,
-              let generatorText = metadata["generator"], let savedGenerator = UInt64(generatorText) else {
-            throw ReparoError.format("\(path): step or generator state missing or malformed")
+        // Every number is range-checked here: a step near Int.max would make the next
+        // `step += 1` trap in the host process.
+        guard let stepText = metadata["step"], let savedStep = Int(stepText),
+              (0...Trainer.maximumStep).contains(savedStep) else {
+            throw ReparoError.format("\(path): \"step\" is \(quoted(metadata["step"])), expected an integer in 0...\(Trainer.maximumStep)")
+        }
+        guard let generatorText = metadata["generator"], let savedGenerator = UInt64(generatorText) else {
+            throw ReparoError.format("\(path): \"generator\" is \(quoted(metadata["generator"])), expected an integer in 0...\(UInt64.max)")
         }
         let byName = Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         guard byName.count == trainableParameters.count else {
@@ -43,5 +48,11 @@ extension Trainer {
         }
         for (target, source) in zip(momentumState, sources) { target.pointer.update(from: source.pointer, count: target.count) }
         restore(step: savedStep, generator: savedGenerator)
+    }
+
+    /// A metadata value for an error message: quoted and cut to 40 characters, or "missing".
+    private func quoted(_ value: String?) -> String {
+        guard let value else { return "missing" }
+        return value.count > 40 ? "\"\(value.prefix(40))…\"" : "\"\(value)\""
     }
 }
