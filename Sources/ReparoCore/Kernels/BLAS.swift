@@ -8,24 +8,28 @@ let singleThreadedBLAS: Void = openblas_set_num_threads(1)
 public enum BLAS {
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, with op(A) m×k and op(B) k×n, row-major.
     /// Large products are split over the engine's threads by blocks of C (columns when n ≥ m,
-    /// else rows), never along k, so every element is summed in the same order whatever the
-    /// thread count. `parallel: false` keeps it on the calling thread (already one of several workers).
+    /// else rows), never along k, into a number of blocks fixed per machine, so results do not
+    /// depend on the thread setting. `parallel: false` keeps it on the calling thread (already one of several workers).
     static func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, parallel: Bool = true
     ) {
-        let workers = Parallel.threads
-        if !parallel || workers <= 1 || m &* n &* k < 1 << 20 || max(m, n) < 32 {
+        // The split is fixed per machine (`reductionGroups` blocks), not per `threads`:
+        // OpenBLAS may sum a block differently from the whole (its small-matrix kernel, other
+        // blockings), so a split that followed the thread setting would change results when a
+        // trainer changes it. With one thread the blocks simply run one after another.
+        let pieces = Parallel.reductionGroups
+        if !parallel || pieces <= 1 || m &* n &* k < 1 << 20 || max(m, n) < 32 {
             serialGemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                        a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
         let splitColumns = n >= m
         let extent = splitColumns ? n : m
-        // Blocks of a multiple of 16 (one AVX-512 register of floats), as many as workers.
-        let block = ((extent + workers - 1) / workers + 15) / 16 * 16
+        // Blocks of a multiple of 16 (one AVX-512 register of floats), one per piece.
+        let block = ((extent + pieces - 1) / pieces + 15) / 16 * 16
         let blocks = (extent + block - 1) / block
         Parallel.forEach(blocks, minimumWork: 1 << 20) { index in
             let start = index * block

@@ -15,8 +15,9 @@ public enum Parallel {
         set { engineThreads.store(max(1, min(newValue, 256)), ordering: .relaxed) }
     }
 
-    /// Partial-sum groups of reductions split over workers (conv weight gradients): fixed per
-    /// machine, NOT per `threads`, so results do not depend on the thread setting.
+    /// How many pieces work whose rounding depends on the split is cut into (conv weight-gradient
+    /// partial sums, GEMM blocks): fixed per machine, NOT per `threads`, so results do not
+    /// depend on the thread setting.
     public static let reductionGroups = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
 
     /// Calls `body(i)` for i in 0..<count, in parallel when count × minimumWork is large

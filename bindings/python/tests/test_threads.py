@@ -50,3 +50,24 @@ def test_threads_share_a_model_with_different_batch_sizes(model: reparo.Model, r
     for thread in threads:
         thread.join()
     assert not mismatches
+
+
+def test_logits_do_not_depend_on_the_thread_setting(rng) -> None:
+    """A trainer's `threads` option is process-wide; inference results must not change with
+    it (the engine cuts its GEMMs into a number of blocks fixed per machine, because OpenBLAS
+    may round a block differently from the whole). Found by reliability/threads.c: logits of
+    an expanded model differed while another thread created trainers with threads 1 and 2."""
+    dense = reparo.Model.create({"preset": "resnet20", "width": 0.25}, seed=7)
+    expanded = dense.prune(ratio=0.5)
+    expanded.expand(rate=4, seed=1)
+    images = rng.standard_normal((3, 3, 32, 32)).astype(np.float32)
+    scratch = reparo.Model.create({"preset": "resnet20", "width": 0.125, "classes": 10}, seed=3)
+    logits = {}
+    for threads in (1, 2, 1, 2):
+        with reparo.Trainer(scratch, lr=0.01, threads=threads):
+            logits.setdefault(threads, []).append((expanded.infer(images[:1]), expanded.infer(images)))
+    reference = logits[2][0]
+    for runs in logits.values():
+        for single, batch in runs:
+            assert np.array_equal(single, reference[0])
+            assert np.array_equal(batch, reference[1])
