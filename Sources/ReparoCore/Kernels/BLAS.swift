@@ -60,13 +60,4 @@ public enum BLAS {
             CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
             blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
     }
-
-    /// Sets the engine's compute threads (`Parallel.threads`); OpenBLAS itself stays single-threaded.
-    public static func setThreads(_ count: Int) {
-        _ = singleThreadedBLAS
-        Parallel.threads = count
-    }
-
-    /// The engine's compute threads.
-    public static var threads: Int { Parallel.threads }
 }

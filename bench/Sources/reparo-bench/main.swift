@@ -408,7 +408,6 @@ func inferBench(dense: Model, pruned: Model, settings: Settings) throws -> (mark
 // MARK: main
 
 let settings = Settings.parse(Array(CommandLine.arguments.dropFirst()))
-BLAS.setThreads(settings.threads)
 Parallel.threads = settings.threads
 let coreName = openblas_get_corename().map { String(cString: $0) } ?? "?"
 let config = openblas_get_config().map { String(cString: $0) } ?? "?"

@@ -29,7 +29,6 @@ private var configured = false
 public func fuzzLoad(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if !configured {
         // One compute thread: libFuzzer runs inputs serially and results must not depend on it.
-        BLAS.setThreads(1)
         Parallel.threads = 1
         configured = true
     }

@@ -26,7 +26,6 @@ private var configured = false
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSpec(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if !configured {
-        BLAS.setThreads(1)
         Parallel.threads = 1
         configured = true
     }
