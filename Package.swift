@@ -20,9 +20,12 @@ let package = Package(
         // OpenBLAS through its CBLAS header (Debian: libopenblas-dev).
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
+        // AVX-512 kernels (narrow GEMMs, stride-1 im2col/col2im) chosen per call by ReparoCore
+        // over OpenBLAS and its Swift loops; dispatched at run time, so still portable.
+        .target(name: "CVectorKernels"),
         .target(
             name: "ReparoCore",
-            dependencies: ["COpenBLAS"]
+            dependencies: ["COpenBLAS", "CVectorKernels"]
         ),
         .target(name: "Reparo", dependencies: ["ReparoCore"]),
         .executableTarget(
@@ -34,7 +37,7 @@ let package = Package(
                           path: "bench/Sources/reparo-bench"),
         // Counts the bench process's heap allocations (allocation-free hot paths are checked with it).
         .target(name: "MallocCounter", path: "bench/Sources/MallocCounter"),
-        .testTarget(name: "ReparoCoreTests", dependencies: ["ReparoCore", "Reparo"]),
+        .testTarget(name: "ReparoCoreTests", dependencies: ["ReparoCore", "Reparo", "CVectorKernels"]),
     ],
     swiftLanguageModes: [.v5]
 )

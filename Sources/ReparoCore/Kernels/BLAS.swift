@@ -1,3 +1,4 @@
+import CVectorKernels
 import COpenBLAS
 
 /// OpenBLAS runs single-threaded (set once, process-wide): the engine splits large GEMMs over
@@ -46,6 +47,23 @@ public enum BLAS {
         }
     }
 
+    /// Which GEMM runs a product of this shape (op(A) is m×k, op(B) k×n): the narrow AVX-512
+    /// kernels where they beat OpenBLAS, else OpenBLAS. Measured single-threaded on Zen 4
+    /// against OpenBLAS 0.3.21 (bench/README.md): op(A)·B is 1.1–2.1× faster for m ≤ 96 or a
+    /// small A (m·k ≤ 16384: the input-gradient GEMM Wᵀ·dY of a narrow layer) and 0.85–0.95×
+    /// for m ≥ 128 with k ≥ 693; A·Bᵀ (a weight gradient) is 1.1–2.6× faster for m ≤ 96 with
+    /// a long k, 0.8–0.9× for m = 154. Both need a full tile (32 columns; 16 values of k).
+    enum Kernel: Equatable { case openBLAS, narrow, narrowTransposedB }
+
+    @inline(__always)
+    static func kernel(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, beta: Float) -> Kernel {
+        guard VectorKernels.available, alpha == 1, beta == 0 || beta == 1 else { return .openBLAS }
+        if !transposeB {
+            return n >= 32 && (m <= 96 || m &* k <= 16_384) ? .narrow : .openBLAS
+        }
+        return !transposeA && m <= 96 && n >= 16 && k >= 64 ? .narrowTransposedB : .openBLAS
+    }
+
     /// One sgemm on the calling thread (for work already split over workers).
     @inline(__always)
     static func serialGemm(
@@ -55,6 +73,16 @@ public enum BLAS {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
+        switch kernel(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, beta: beta) {
+        case .narrow:
+            narrow_sgemm(transposeA ? 1 : 0, m, n, k, a, lda, b, ldb, beta == 1 ? 1 : 0, c, ldc)
+            return
+        case .narrowTransposedB:
+            narrow_sgemm_abt(m, n, k, a, lda, b, ldb, beta == 1 ? 1 : 0, c, ldc)
+            return
+        case .openBLAS:
+            break
+        }
         _ = singleThreadedBLAS
         cblas_sgemm(
             CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,

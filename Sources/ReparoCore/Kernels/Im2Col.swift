@@ -1,3 +1,4 @@
+import CVectorKernels
 import Foundation
 
 /// Geometry of a 2-D convolution on one batch; shared by the im2col/col2im kernels.
@@ -22,6 +23,16 @@ struct ConvolutionGeometry {
 
     /// For stride 1: the output columns [lower, upper) whose input column ow − p + v lies
     /// inside the image (clamped to 0...Wout).
+    /// The C kernels' description of a stride-1 conv.
+    var unfoldGeometry: unfold_geometry {
+        unfold_geometry(input_channels: inputChannels, input_height: inputHeight, input_width: inputWidth,
+                        kernel_height: kernelHeight, kernel_width: kernelWidth, padding: padding,
+                        output_height: outputHeight, output_width: outputWidth)
+    }
+
+    /// Whether the AVX-512 im2col/col2im rows apply (stride 1, kernels available).
+    var usesVectorKernels: Bool { stride == 1 && VectorKernels.available }
+
     @inline(__always)
     func validColumns(_ v: Int) -> (Int, Int) {
         let lower = min(max(padding - v, 0), outputWidth)
@@ -37,6 +48,28 @@ struct ConvolutionGeometry {
 /// already one of several workers).
 func im2col(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<Int>,
             _ columns: UnsafeMutablePointer<Float>, parallel: Bool) {
+    guard g.usesVectorKernels else {
+        im2colScalar(x, g, images: images, columns, parallel: parallel)
+        return
+    }
+    let ncols = images.count * g.outputSpatial
+    var geometry = g.unfoldGeometry
+    withUnsafePointer(to: &geometry) { geometry in
+        func unfoldRow(_ row: Int) {
+            unfold_row_stride1(x, geometry, row, images.lowerBound, images.count, columns + row * ncols)
+        }
+        if parallel {
+            Parallel.forEach(g.patchSize, minimumWork: ncols) { unfoldRow($0) }
+        } else {
+            for row in 0..<g.patchSize { unfoldRow(row) }
+        }
+    }
+}
+
+/// `im2col` in Swift loops (any stride; the fallback without AVX-512, and the tests' oracle for
+/// the vector rows).
+func im2colScalar(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<Int>,
+                  _ columns: UnsafeMutablePointer<Float>, parallel: Bool) {
     let kernelArea = g.kernelHeight * g.kernelWidth
     let inputPlane = g.inputHeight * g.inputWidth
     let inputImage = g.inputChannels * inputPlane
@@ -86,6 +119,27 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<I
 /// overwritten, the others untouched. `parallel` splits the channels over the engine's threads.
 func col2im(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<Int>,
             _ dx: UnsafeMutablePointer<Float>, parallel: Bool) {
+    guard g.usesVectorKernels else {
+        col2imScalar(columns, g, images: images, dx, parallel: parallel)
+        return
+    }
+    let work = images.count * g.outputSpatial * g.kernelHeight * g.kernelWidth
+    var geometry = g.unfoldGeometry
+    withUnsafePointer(to: &geometry) { geometry in
+        func foldChannel(_ c: Int) {
+            fold_channel_stride1(columns, geometry, c, images.lowerBound, images.count, dx)
+        }
+        if parallel {
+            Parallel.forEach(g.inputChannels, minimumWork: work) { foldChannel($0) }
+        } else {
+            for c in 0..<g.inputChannels { foldChannel(c) }
+        }
+    }
+}
+
+/// `col2im` in Swift loops (any stride; the fallback without AVX-512, and the tests' oracle).
+func col2imScalar(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<Int>,
+                  _ dx: UnsafeMutablePointer<Float>, parallel: Bool) {
     let kernelArea = g.kernelHeight * g.kernelWidth
     let inputPlane = g.inputHeight * g.inputWidth
     let inputImage = g.inputChannels * inputPlane

@@ -1,0 +1,58 @@
+#ifndef REPARO_VECTOR_KERNELS_H
+#define REPARO_VECTOR_KERNELS_H
+
+/// AVX-512 kernels for the shapes where OpenBLAS and scalar code lose efficiency: GEMMs with
+/// few rows (a pruned conv's 20–96 output channels) against many columns (batch × positions),
+/// and im2col / col2im rows built with masked vector loads and stores instead of one memcpy or
+/// memset per output row (which dominates on 2×2 … 8×8 feature maps). Internal to the engine
+/// (not part of the C API, include/reparo.h); ReparoCore's `BLAS` and `im2col`/`col2im` decide
+/// per call whether to use them. Every function here must only be called when
+/// `vector_kernels_available()` (or, in tests, `vector_kernels_cpu_supported()`) is 1.
+
+/// 1 when the kernels may be used: the CPU and OS support AVX-512F and this library was
+/// compiled with optimization (unoptimized, the GEMMs are ~40× slower than OpenBLAS, so debug
+/// builds keep OpenBLAS and the Swift loops; the kernels' own tests call them regardless).
+int vector_kernels_available(void);
+
+/// 1 when the CPU and OS support AVX-512F, whatever the build.
+int vector_kernels_cpu_supported(void);
+
+/// Row-major C[m×n] = op(A)·B, plus the old C when `accumulate` is nonzero (else C is only
+/// written: NaNs in it do not propagate, as with BLAS's beta = 0). op(A) is A [m×k] with row
+/// stride `lda`, or, when `transpose_a` is nonzero, the transpose of A [k×m] (stride `lda`).
+/// B is [k×n] with row stride `ldb`, C [m×n] with `ldc`. Single-threaded. Each C element is
+/// summed over k in ascending order, in blocks of 256, whatever m and n: splitting C into
+/// pieces does not change results.
+void narrow_sgemm(int transpose_a, long m, long n, long k, const float *a, long lda,
+                  const float *b, long ldb, int accumulate, float *c, long ldc);
+
+/// Row-major C[m×n] = A·Bᵀ (plus the old C when `accumulate` is nonzero), A [m×k] and
+/// B [n×k] with row strides `lda`, `ldb`: both operands have the summed dimension contiguous,
+/// as in a conv's weight gradient dY·colsᵀ. Single-threaded. Each C element is a 16-lane
+/// partial sum over k in ascending order, reduced in a fixed order: splitting C into pieces
+/// does not change results.
+void narrow_sgemm_abt(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+                      int accumulate, float *c, long ldc);
+
+/// Shape of a convolution's input and output for `unfold_row_stride1` / `fold_channel_stride1`
+/// (stride 1, zero padding `padding` on every side; sizes in elements).
+struct unfold_geometry {
+    long input_channels, input_height, input_width;
+    long kernel_height, kernel_width, padding;
+    long output_height, output_width;
+};
+
+/// im2col of one row of the column matrix for a stride-1 conv: row = (c, u, v) of
+/// Cin·kH·kW; writes `out`[image_count · Hout · Wout], column (n, oh, ow) = x[n, c, oh − p + u,
+/// ow − p + v] or 0 outside the image, for images first_image ..< first_image + image_count of
+/// x [N, Cin, H, W].
+void unfold_row_stride1(const float *x, const struct unfold_geometry *g, long row, long first_image,
+                        long image_count, float *out);
+
+/// col2im of one input channel for a stride-1 conv: overwrites channel `channel` of those
+/// images of dx [N, Cin, H, W] with the sum of the column entries that im2col read from each
+/// element. `columns` is the whole [Cin·kH·kW, image_count · Hout · Wout] column matrix.
+void fold_channel_stride1(const float *columns, const struct unfold_geometry *g, long channel, long first_image,
+                          long image_count, float *dx);
+
+#endif

@@ -1,0 +1,225 @@
+import CVectorKernels
+import Foundation
+import Testing
+@testable import ReparoCore
+
+// The AVX-512 kernels (Sources/CVectorKernels) called directly, whatever the build (a debug
+// build compiles them unoptimized and the engine does not use them, but they still compute the
+// same values), against oracles that share nothing with them:
+// - the GEMMs against a Double triple loop. Tolerance: a Float32 sum of k products in any
+//   order is within k·u·Σ|aᵢbᵢ| of the exact sum (u = 2⁻²⁴; Higham, Accuracy and Stability,
+//   §3.1), a bound that holds for every blocking and FMA use; one wrong, missing or duplicated
+//   term of this random data is far larger than it;
+// - im2col / col2im rows against the Swift loops (`im2colScalar`, `col2imScalar`, themselves
+//   checked by the convolution and gradient tests): the same copies and the same additions in
+//   the same order, so equal bit for bit.
+// Skipped (with a message) on a CPU without AVX-512F.
+
+private let cpuHasAVX512 = vector_kernels_cpu_supported() != 0
+
+private func randomMatrix(_ count: Int, seed: UInt64) -> [Float] {
+    var generator = SeededGenerator(seed: seed)
+    return (0..<count).map { _ in generator.nextUniform() * 2 - 1 }
+}
+
+/// Checks C (row-major, ldc) against the exact product within the k·u·Σ|ab| bound; `old` is
+/// the C before the call when accumulating. `element(i, p)`, `other(p, j)` read op(A), op(B).
+private func checkProduct(m: Int, n: Int, k: Int, c: [Float], ldc: Int, old: [Float]?,
+                          element: (Int, Int) -> Float, other: (Int, Int) -> Float,
+                          _ label: String) {
+    let unit = 0x1p-24
+    var worst = 0.0
+    for i in 0..<m {
+        for j in 0..<n {
+            var exact = old.map { Double($0[i * ldc + j]) } ?? 0
+            var magnitude = abs(exact)
+            for p in 0..<k {
+                let term = Double(element(i, p)) * Double(other(p, j))
+                exact += term
+                magnitude += abs(term)
+            }
+            let actual = Double(c[i * ldc + j])
+            let bound = Double(k + 1) * unit * magnitude
+            worst = max(worst, actual.isNaN ? .infinity : abs(actual - exact) - bound)
+        }
+    }
+    #expect(worst <= 0, "\(label): error exceeds the k·u·Σ|ab| bound by \(worst)")
+}
+
+@Suite("AVX-512 kernels")
+struct VectorKernelTests {
+    @Test("op(A)·B matches the exact product within the rounding bound, all tile edges",
+          arguments: [false, true])
+    func narrowGemm(transposeA: Bool) throws {
+        guard cpuHasAVX512 else {
+            print("skipped: this CPU has no AVX-512F")
+            return
+        }
+        var seed: UInt64 = transposeA ? 100 : 1
+        // m: every tile height 1…8 and balanced splits; n: below, at and across the 16- and
+        // 32-column edges; k: empty, short, at and across the 256 depth block.
+        for m in [1, 2, 3, 5, 7, 8, 9, 17, 20, 39] {
+            for n in [1, 15, 16, 17, 32, 33, 70] {
+                for k in [0, 1, 7, 256, 257, 600] where m * n * k <= 400_000 {
+                    for accumulate in [false, true] {
+                        seed &+= 1
+                        let lda = (transposeA ? m : k) + 3, ldb = n + 2, ldc = n + 5
+                        let rowsA = transposeA ? k : m
+                        let a = randomMatrix(max(rowsA * lda, 1), seed: seed)
+                        let b = randomMatrix(max(k * ldb, 1), seed: seed &+ 7_777)
+                        // NaN where C is not to be read (beta = 0) shows a kernel reading it.
+                        let old = accumulate ? randomMatrix(m * ldc, seed: seed &+ 99) : [Float](repeating: .nan, count: m * ldc)
+                        var c = old
+                        a.withUnsafeBufferPointer { a in
+                            b.withUnsafeBufferPointer { b in
+                                c.withUnsafeMutableBufferPointer { c in
+                                    narrow_sgemm(transposeA ? 1 : 0, m, n, k, a.baseAddress, lda, b.baseAddress, ldb,
+                                                 accumulate ? 1 : 0, c.baseAddress, ldc)
+                                }
+                            }
+                        }
+                        checkProduct(m: m, n: n, k: k, c: c, ldc: ldc, old: accumulate ? old : nil,
+                                     element: { i, p in transposeA ? a[p * lda + i] : a[i * lda + p] },
+                                     other: { p, j in b[p * ldb + j] },
+                                     "m \(m) n \(n) k \(k) transposeA \(transposeA) accumulate \(accumulate)")
+                        // Padding columns of C (j ≥ n) are never written.
+                        for i in 0..<m {
+                            for j in n..<ldc where !(c[i * ldc + j].bitPattern == old[i * ldc + j].bitPattern) {
+                                Issue.record("m \(m) n \(n) k \(k): wrote C[\(i), \(j)] outside the matrix")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("A·Bᵀ matches the exact product within the rounding bound, all tile edges")
+    func narrowGemmTransposedB() throws {
+        guard cpuHasAVX512 else {
+            print("skipped: this CPU has no AVX-512F")
+            return
+        }
+        var seed: UInt64 = 5_000
+        for m in [1, 3, 4, 5, 8, 13, 20, 39] {
+            for n in [1, 5, 6, 7, 12, 25] {
+                for k in [0, 1, 15, 16, 17, 64, 333] {
+                    for accumulate in [false, true] {
+                        seed &+= 1
+                        let lda = k + 3, ldb = k + 1, ldc = n + 2
+                        let a = randomMatrix(max(m * lda, 1), seed: seed)
+                        let b = randomMatrix(max(n * ldb, 1), seed: seed &+ 31)
+                        let old = accumulate ? randomMatrix(m * ldc, seed: seed &+ 77) : [Float](repeating: .nan, count: m * ldc)
+                        var c = old
+                        a.withUnsafeBufferPointer { a in
+                            b.withUnsafeBufferPointer { b in
+                                c.withUnsafeMutableBufferPointer { c in
+                                    narrow_sgemm_abt(m, n, k, a.baseAddress, lda, b.baseAddress, ldb, accumulate ? 1 : 0,
+                                                     c.baseAddress, ldc)
+                                }
+                            }
+                        }
+                        checkProduct(m: m, n: n, k: k, c: c, ldc: ldc, old: accumulate ? old : nil,
+                                     element: { i, p in a[i * lda + p] }, other: { p, j in b[j * ldb + p] },
+                                     "A·Bᵀ m \(m) n \(n) k \(k) accumulate \(accumulate)")
+                        for i in 0..<m {
+                            for j in n..<ldc where !(c[i * ldc + j].bitPattern == old[i * ldc + j].bitPattern) {
+                                Issue.record("A·Bᵀ m \(m) n \(n) k \(k): wrote C[\(i), \(j)] outside the matrix")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("Splitting C into column or row pieces gives bit-identical results (thread-count independence)")
+    func splitInvariance() throws {
+        guard cpuHasAVX512 else {
+            print("skipped: this CPU has no AVX-512F")
+            return
+        }
+        let m = 39, n = 150, k = 700
+        let a = randomMatrix(m * k, seed: 1), b = randomMatrix(k * n, seed: 2), bt = randomMatrix(n * k, seed: 3)
+        var whole = [Float](repeating: 0, count: m * n), pieces = whole
+        var wholeT = whole, piecesT = whole
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                bt.withUnsafeBufferPointer { bt in
+                    let a = a.baseAddress!, b = b.baseAddress!, bt = bt.baseAddress!
+                    whole.withUnsafeMutableBufferPointer { c in
+                        narrow_sgemm(0, m, n, k, a, k, b, n, 0, c.baseAddress, n)
+                    }
+                    pieces.withUnsafeMutableBufferPointer { c in
+                        let c = c.baseAddress!
+                        narrow_sgemm(0, m, 48, k, a, k, b, n, 0, c, n)                       // columns 0..<48
+                        narrow_sgemm(0, 20, n - 48, k, a, k, b + 48, n, 0, c + 48, n)         // rows 0..<20, rest
+                        narrow_sgemm(0, m - 20, n - 48, k, a + 20 * k, k, b + 48, n, 0, c + 20 * n + 48, n)
+                    }
+                    wholeT.withUnsafeMutableBufferPointer { c in
+                        narrow_sgemm_abt(m, n, k, a, k, bt, k, 0, c.baseAddress, n)
+                    }
+                    piecesT.withUnsafeMutableBufferPointer { c in
+                        let c = c.baseAddress!
+                        narrow_sgemm_abt(m, 61, k, a, k, bt, k, 0, c, n)
+                        narrow_sgemm_abt(m, n - 61, k, a, k, bt + 61 * k, k, 0, c + 61, n)
+                    }
+                }
+            }
+        }
+        #expect(whole.map(\.bitPattern) == pieces.map(\.bitPattern))
+        #expect(wholeT.map(\.bitPattern) == piecesT.map(\.bitPattern))
+    }
+
+    @Test("im2col and col2im rows equal the Swift loops bit for bit (kernel 1/3/5, padding 0–2, widths 1–33)")
+    func unfoldAndFold() throws {
+        guard cpuHasAVX512 else {
+            print("skipped: this CPU has no AVX-512F")
+            return
+        }
+        var seed: UInt64 = 9_000
+        for (kernel, padding) in [(1, 0), (3, 1), (3, 0), (5, 2), (3, 2)] {
+            for (height, width) in [(1, 1), (2, 2), (4, 4), (3, 7), (8, 8), (5, 16), (6, 17), (2, 33)] {
+                let outputHeight = height + 2 * padding - kernel + 1, outputWidth = width + 2 * padding - kernel + 1
+                guard outputHeight > 0, outputWidth > 0 else { continue }
+                seed &+= 1
+                let batch = 3, channels = 2, images = 1..<3
+                let g = ConvolutionGeometry(batch: batch, inputChannels: channels, inputHeight: height, inputWidth: width,
+                                            kernelHeight: kernel, kernelWidth: kernel, stride: 1, padding: padding,
+                                            outputHeight: outputHeight, outputWidth: outputWidth)
+                let x = try FloatBuffer(randomMatrix(batch * channels * height * width, seed: seed))
+                let columnCount = g.patchSize * images.count * g.outputSpatial
+                let expected = try FloatBuffer(count: columnCount), actual = try FloatBuffer(count: columnCount)
+                actual.buffer.update(repeating: .nan)
+                im2colScalar(x.pointer, g, images: images, expected.pointer, parallel: false)
+                var geometry = g.unfoldGeometry
+                for row in 0..<g.patchSize {
+                    unfold_row_stride1(x.pointer, &geometry, row, images.lowerBound, images.count,
+                                       actual.pointer + row * images.count * g.outputSpatial)
+                }
+                #expect(actual.array.map(\.bitPattern) == expected.array.map(\.bitPattern),
+                        "im2col kernel \(kernel) padding \(padding) \(height)×\(width)")
+
+                let columns = try FloatBuffer(randomMatrix(columnCount, seed: seed &+ 5))
+                // Images outside `images` must stay untouched: fill them with a marker.
+                let foldedExpected = try FloatBuffer(count: x.count), foldedActual = try FloatBuffer(count: x.count)
+                foldedExpected.buffer.update(repeating: 42)
+                foldedActual.buffer.update(repeating: 42)
+                col2imScalar(columns.pointer, g, images: images, foldedExpected.pointer, parallel: false)
+                for c in 0..<channels {
+                    fold_channel_stride1(columns.pointer, &geometry, c, images.lowerBound, images.count, foldedActual.pointer)
+                }
+                #expect(foldedActual.array.map(\.bitPattern) == foldedExpected.array.map(\.bitPattern),
+                        "col2im kernel \(kernel) padding \(padding) \(height)×\(width)")
+            }
+        }
+    }
+
+    @Test("The engine uses the kernels when the test script asks for an optimized build on an AVX-512 CPU")
+    func engineUsesKernels() {
+        // scripts/test.sh compiles the C targets with -O2 and sets REPARO_EXPECT_VECTOR_KERNELS=1,
+        // so a lost flag cannot silently leave every conv test on the OpenBLAS path.
+        guard ProcessInfo.processInfo.environment["REPARO_EXPECT_VECTOR_KERNELS"] == "1" else { return }
+        #expect(VectorKernels.available == cpuHasAVX512)
+    }
+}
