@@ -17,27 +17,36 @@
 
 enum { tile_rows = 8, tile_columns = 32, depth_block = 256 };
 
-/// One tile: C[rows × ≤32] (+)= op(A)[rows × depth] · B[depth × ≤32]. `rows` and `transposed`
-/// are constants at every call site (see `tile_for_rows`), so the loops over rows unroll into
-/// straight-line FMAs on registers.
+/// How a tile reads its operands: A [m×k], Aᵀ (A stored [k×m]), or A [m×k] with B's rows at
+/// arbitrary offsets (`narrow_sgemm_gathered`).
+enum operand_layout { plain = 0, transposed_a = 1, gathered_b = 2 };
+
+/// One tile: C[rows × ≤32] (+)= op(A)[rows × depth] · B[depth × ≤32]; B's row p starts at
+/// b + p·ldb, or at b + b_rows[p] when gathered. `rows` and `layout` are constants at every
+/// call site (see `tile_for_rows`), so the loops over rows unroll into straight-line FMAs.
 __attribute__((target("avx512f"), always_inline))
-static inline void tile(const int rows, const int transposed, long depth, const float *restrict a, long lda,
-                        const float *restrict b, long ldb, int accumulate, float *restrict c, long ldc,
-                        __mmask16 low_mask, __mmask16 high_mask) {
+static inline void tile(const int rows, const enum operand_layout layout, long depth, const float *restrict a,
+                        long lda, const float *restrict b, long ldb, const long *restrict b_rows, int accumulate,
+                        float *restrict c, long ldc, __mmask16 low_mask, __mmask16 high_mask) {
+    const int transposed = layout == transposed_a;
     __m512 low[tile_rows], high[tile_rows];
+    _Pragma("clang loop unroll(full)")
     for (int i = 0; i < rows; i++) {
         low[i] = _mm512_setzero_ps();
         high[i] = _mm512_setzero_ps();
     }
     for (long p = 0; p < depth; p++) {
-        const __m512 b_low = _mm512_maskz_loadu_ps(low_mask, b + p * ldb);
-        const __m512 b_high = _mm512_maskz_loadu_ps(high_mask, b + p * ldb + 16);
+        const float *b_row = layout == gathered_b ? b + b_rows[p] : b + p * ldb;
+        const __m512 b_low = _mm512_maskz_loadu_ps(low_mask, b_row);
+        const __m512 b_high = _mm512_maskz_loadu_ps(high_mask, b_row + 16);
+        _Pragma("clang loop unroll(full)")
         for (int i = 0; i < rows; i++) {
             const __m512 a_broadcast = _mm512_set1_ps(transposed ? a[p * lda + i] : a[i * lda + p]);
             low[i] = _mm512_fmadd_ps(a_broadcast, b_low, low[i]);
             high[i] = _mm512_fmadd_ps(a_broadcast, b_high, high[i]);
         }
     }
+    _Pragma("clang loop unroll(full)")
     for (int i = 0; i < rows; i++) {
         float *row = c + i * ldc;
         if (accumulate) {
@@ -49,16 +58,19 @@ static inline void tile(const int rows, const int transposed, long depth, const 
     }
 }
 
-#define TILE_CASE(ROWS)                                                                                 \
-    case ROWS:                                                                                          \
-        if (transposed) tile(ROWS, 1, depth, a, lda, b, ldb, accumulate, c, ldc, low_mask, high_mask);  \
-        else tile(ROWS, 0, depth, a, lda, b, ldb, accumulate, c, ldc, low_mask, high_mask);             \
+#define TILE_CASE(ROWS)                                                                                   \
+    case ROWS:                                                                                            \
+        switch (layout) {                                                                                 \
+        case plain: tile(ROWS, plain, depth, a, lda, b, ldb, b_rows, add, c, ldc, low, high); break;      \
+        case transposed_a: tile(ROWS, transposed_a, depth, a, lda, b, ldb, b_rows, add, c, ldc, low, high); break; \
+        case gathered_b: tile(ROWS, gathered_b, depth, a, lda, b, ldb, b_rows, add, c, ldc, low, high); break; \
+        }                                                                                                 \
         break;
 
-/// `tile` with its row count and transposition turned into constants.
+/// `tile` with its row count and operand layout turned into constants.
 __attribute__((target("avx512f")))
-static void tile_for_rows(int rows, int transposed, long depth, const float *a, long lda, const float *b, long ldb,
-                          int accumulate, float *c, long ldc, __mmask16 low_mask, __mmask16 high_mask) {
+static void tile_for_rows(int rows, enum operand_layout layout, long depth, const float *a, long lda, const float *b,
+                          long ldb, const long *b_rows, int add, float *c, long ldc, __mmask16 low, __mmask16 high) {
     switch (rows) {
         TILE_CASE(8) TILE_CASE(7) TILE_CASE(6) TILE_CASE(5) TILE_CASE(4) TILE_CASE(3) TILE_CASE(2)
         default: TILE_CASE(1)
@@ -69,9 +81,10 @@ static inline __mmask16 lane_mask(long lanes) {
     return lanes >= 16 ? (__mmask16)0xFFFF : lanes <= 0 ? (__mmask16)0 : (__mmask16)((1u << lanes) - 1);
 }
 
+/// C = op(A)·B by tiles; see the file comment.
 __attribute__((target("avx512f")))
-void narrow_sgemm(int transpose_a, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
-                  int accumulate, float *c, long ldc) {
+static void multiply(enum operand_layout layout, long m, long n, long k, const float *a, long lda, const float *b,
+                     long ldb, const long *b_rows, int accumulate, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
     const long row_blocks = (m + tile_rows - 1) / tile_rows;
     if (k <= 0) {
@@ -84,15 +97,28 @@ void narrow_sgemm(int transpose_a, long m, long n, long k, const float *a, long 
     for (long p0 = 0; p0 < k; p0 += depth_block) {
         const long depth = k - p0 < depth_block ? k - p0 : depth_block;
         const int add = accumulate || p0 > 0;
+        // This depth block's rows of B: offsets p0… of the table, or rows p0… of the matrix.
+        const float *b_block = layout == gathered_b ? b : b + p0 * ldb;
+        const long *rows_block = layout == gathered_b ? b_rows + p0 : b_rows;
         for (long j0 = 0; j0 < n; j0 += tile_columns) {
             const long columns = n - j0 < tile_columns ? n - j0 : tile_columns;
             const __mmask16 low_mask = lane_mask(columns), high_mask = lane_mask(columns - 16);
             for (long block = 0; block < row_blocks; block++) {
                 const long first = block * m / row_blocks, end = (block + 1) * m / row_blocks;
-                const float *a_block = transpose_a ? a + p0 * lda + first : a + first * lda + p0;
-                tile_for_rows((int)(end - first), transpose_a, depth, a_block, lda, b + p0 * ldb + j0, ldb, add,
+                const float *a_block = layout == transposed_a ? a + p0 * lda + first : a + first * lda + p0;
+                tile_for_rows((int)(end - first), layout, depth, a_block, lda, b_block + j0, ldb, rows_block, add,
                               c + first * ldc + j0, ldc, low_mask, high_mask);
             }
         }
     }
+}
+
+void narrow_sgemm(int transpose_a, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+                  int accumulate, float *c, long ldc) {
+    multiply(transpose_a ? transposed_a : plain, m, n, k, a, lda, b, ldb, 0, accumulate, c, ldc);
+}
+
+void narrow_sgemm_gathered(long m, long n, long k, const float *a, long lda, const float *b, const long *b_rows,
+                           int accumulate, float *c, long ldc) {
+    multiply(gathered_b, m, n, k, a, lda, b, 0, b_rows, accumulate, c, ldc);
 }

@@ -124,14 +124,18 @@ struct ConvolutionTests {
                                                     kernel: kernel, stride: stride, padding: padding)
                 #expect(expected.count == batch * layer.outputShape.count, "output shape \(layer.outputShape)")
                 // Whole batch in one tile, then one image per tile (several groups when the
-                // machine has several cores), then tiles of two images (the staged layout).
+                // machine has several cores), then tiles of two images (the staged layout); each
+                // also on the padded-width path where it applies (same convs, AVX-512 present).
                 for limit in [nil, 1, 2].map({ $0.map { $0 * layer.outputShape.spatial } }) {
-                    layer.tileColumnLimit = limit
-                    for training in [false, true] {
-                        let y = try forward(layer, batch: batch, input: x, training: training)
-                        let (error, scale) = maximumError(y, expected)
-                        #expect(error <= 1e-4 * scale,
-                                "\(channels)→\(outputChannels) \(height)×\(width) k\(kernel) s\(stride) p\(padding) n\(batch) bias \(bias) training \(training) tile limit \(String(describing: limit)): error \(error), scale \(scale)")
+                    for paddedWidth in [false, true] {
+                        layer.tileColumnLimit = limit
+                        layer.paddedWidthOverride = paddedWidth
+                        for training in [false, true] {
+                            let y = try forward(layer, batch: batch, input: x, training: training)
+                            let (error, scale) = maximumError(y, expected)
+                            #expect(error <= 1e-4 * scale,
+                                    "\(channels)→\(outputChannels) \(height)×\(width) k\(kernel) s\(stride) p\(padding) n\(batch) bias \(bias) training \(training) tile limit \(String(describing: limit)) padded width \(paddedWidth): error \(error), scale \(scale)")
+                        }
                     }
                 }
             }

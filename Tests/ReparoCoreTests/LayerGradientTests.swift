@@ -56,10 +56,12 @@ struct ConvolutionGradientCase: Sendable, CustomTestStringConvertible {
     var bias: Bool
     /// Images per tile (nil: the engine's choice, one tile at these sizes); see ConvolutionTiling.
     var imagesPerTile: Int? = nil
+    /// Forces the padded-width (implicit GEMM) path of a same conv; see PaddedWidthConvolution.
+    var paddedWidth: Bool = false
 
     var testDescription: String {
         "\(inputChannels)→\(outputChannels) \(height)×\(width) k\(kernel) s\(stride) p\(padding) n\(batch)\(bias ? " bias" : "")"
-            + (imagesPerTile.map { " tiles of \($0)" } ?? "")
+            + (imagesPerTile.map { " tiles of \($0)" } ?? "") + (paddedWidth ? " padded width" : "")
     }
 }
 
@@ -81,6 +83,18 @@ private let convolutionCases: [ConvolutionGradientCase] = [
           imagesPerTile: 1),
     .init(inputChannels: 7, outputChannels: 19, height: 4, width: 5, kernel: 1, stride: 1, padding: 0, batch: 4, bias: false,
           imagesPerTile: 2),
+    // The padded-width path (no im2col): one tile with the GEMMs split over threads, several
+    // groups with partial dW, odd channel counts, a 5×5 kernel, no bias.
+    .init(inputChannels: 3, outputChannels: 5, height: 6, width: 7, kernel: 3, stride: 1, padding: 1, batch: 2, bias: true,
+          paddedWidth: true),
+    .init(inputChannels: 7, outputChannels: 19, height: 5, width: 4, kernel: 3, stride: 1, padding: 1, batch: 1, bias: true,
+          paddedWidth: true),
+    .init(inputChannels: 3, outputChannels: 5, height: 5, width: 6, kernel: 3, stride: 1, padding: 1, batch: 5, bias: false,
+          imagesPerTile: 1, paddedWidth: true),
+    .init(inputChannels: 4, outputChannels: 6, height: 4, width: 7, kernel: 3, stride: 1, padding: 1, batch: 5, bias: true,
+          imagesPerTile: 2, paddedWidth: true),
+    .init(inputChannels: 2, outputChannels: 3, height: 6, width: 5, kernel: 5, stride: 1, padding: 2, batch: 2, bias: true,
+          paddedWidth: true),
 ]
 
 @Suite("Layer gradients")
@@ -91,7 +105,13 @@ struct LayerGradientTests {
                                outputChannels: c.outputChannels, kernelSize: c.kernel, stride: c.stride,
                                padding: c.padding, bias: c.bias)
         layer.tileColumnLimit = c.imagesPerTile.map { $0 * layer.outputShape.spatial }
+        layer.paddedWidthOverride = c.paddedWidth
         if c.imagesPerTile != nil { #expect(layer.tiling(batch: c.batch).tiles > 1) }
+        if c.paddedWidth {
+            let cache = try layer.makeCache(batch: c.batch, training: true) as? Conv2D.Cache
+            // Taken wherever the kernels are (scripts/test.sh makes sure they are on AVX-512 CPUs).
+            #expect((cache?.paddedWidth != nil) == VectorKernels.available)
+        }
         #expect(layer.parameters.count == (c.bias ? 2 : 1))
         var generator = SeededGenerator(seed: 1)
         GradientCheck.randomize(layer.parameters, generator: &generator)

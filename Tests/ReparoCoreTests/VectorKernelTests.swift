@@ -133,6 +133,56 @@ struct VectorKernelTests {
         }
     }
 
+    @Test("Gathered B rows and multi-segment sums match the exact product within the rounding bound")
+    func gatheredRows() throws {
+        guard cpuHasAVX512 else {
+            print("skipped: this CPU has no AVX-512F")
+            return
+        }
+        var generator = SeededGenerator(seed: 77)
+        for (m, n, k) in [(5, 40, 9), (19, 33, 300), (8, 70, 27), (3, 17, 1)] {
+            // op(A)·B with B's row p at a random offset of a pool (rows may overlap, as a
+            // conv's shifted taps do).
+            let pool = randomMatrix(4_000, seed: UInt64(m * n * k))
+            let offsets = (0..<k).map { _ in generator.nextInt(below: 4_000 - n) }
+            let a = randomMatrix(m * k, seed: UInt64(m + n + k))
+            var c = [Float](repeating: .nan, count: m * n)
+            a.withUnsafeBufferPointer { a in
+                pool.withUnsafeBufferPointer { pool in
+                    offsets.withUnsafeBufferPointer { offsets in
+                        c.withUnsafeMutableBufferPointer { c in
+                            narrow_sgemm_gathered(m, n, k, a.baseAddress, k, pool.baseAddress, offsets.baseAddress, 0,
+                                                  c.baseAddress, n)
+                        }
+                    }
+                }
+            }
+            checkProduct(m: m, n: n, k: k, c: c, ldc: n, old: nil, element: { i, p in a[i * k + p] },
+                         other: { p, j in pool[offsets[p] + j] }, "gathered m \(m) n \(n) k \(k)")
+
+            // A·Bᵀ over 3 segments: C = Σ_s A_s·B_sᵀ, A_s = A + s·aStep, B_s's row j at
+            // pool + offsets[j] + s·bStep; as one product over the concatenated sums.
+            let segments = 3, aStep = m * k + 5, bStep = 97
+            let rows = (0..<n).map { _ in generator.nextInt(below: 4_000 - k - 2 * bStep) }
+            let stacked = randomMatrix(segments * aStep, seed: UInt64(k))
+            let old = randomMatrix(m * n, seed: 5)
+            var d = old
+            stacked.withUnsafeBufferPointer { stacked in
+                pool.withUnsafeBufferPointer { pool in
+                    rows.withUnsafeBufferPointer { rows in
+                        d.withUnsafeMutableBufferPointer { d in
+                            narrow_sgemm_abt_gathered(m, n, k, stacked.baseAddress, k, pool.baseAddress, rows.baseAddress,
+                                                      segments, aStep, bStep, 1, d.baseAddress, n)
+                        }
+                    }
+                }
+            }
+            checkProduct(m: m, n: n, k: segments * k, c: d, ldc: n, old: old,
+                         element: { i, p in stacked[(p / k) * aStep + i * k + p % k] },
+                         other: { p, j in pool[rows[j] + (p / k) * bStep + p % k] }, "segments m \(m) n \(n) k \(k)")
+        }
+    }
+
     @Test("Splitting C into column or row pieces gives bit-identical results (thread-count independence)")
     func splitInvariance() throws {
         guard cpuHasAVX512 else {

@@ -26,6 +26,12 @@ int vector_kernels_cpu_supported(void);
 void narrow_sgemm(int transpose_a, long m, long n, long k, const float *a, long lda,
                   const float *b, long ldb, int accumulate, float *c, long ldc);
 
+/// `narrow_sgemm` (A not transposed) with B's rows anywhere: row p of B is the n floats at
+/// b + b_rows[p]. An implicit-GEMM convolution passes rows of a padded input plane shifted by
+/// each kernel tap, so no im2col matrix is built (see Conv2D's padded-width path).
+void narrow_sgemm_gathered(long m, long n, long k, const float *a, long lda, const float *b, const long *b_rows,
+                           int accumulate, float *c, long ldc);
+
 /// Row-major C[m×n] = A·Bᵀ (plus the old C when `accumulate` is nonzero), A [m×k] and
 /// B [n×k] with row strides `lda`, `ldb`: both operands have the summed dimension contiguous,
 /// as in a conv's weight gradient dY·colsᵀ. Single-threaded. Each C element is a 16-lane
@@ -33,6 +39,14 @@ void narrow_sgemm(int transpose_a, long m, long n, long k, const float *a, long 
 /// does not change results.
 void narrow_sgemm_abt(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
                       int accumulate, float *c, long ldc);
+
+/// `narrow_sgemm_abt` with B's rows anywhere and the sum running over several segments:
+/// C (+)= Σ_s A_s·B_sᵀ, where A_s is A advanced by s·a_step floats and row j of B_s is the k
+/// floats at b + b_rows[j] + s·b_step, s < segments (a conv's weight gradient over the images of
+/// a tile, each image one segment). Each C element is reduced once, after all segments.
+void narrow_sgemm_abt_gathered(long m, long n, long k, const float *a, long lda, const float *b,
+                               const long *b_rows, long segments, long a_step, long b_step, int accumulate,
+                               float *c, long ldc);
 
 /// Shape of a convolution's input and output for `unfold_row_stride1` / `fold_channel_stride1`
 /// (stride 1, zero padding `padding` on every side; sizes in elements).
@@ -54,5 +68,16 @@ void unfold_row_stride1(const float *x, const struct unfold_geometry *g, long ro
 /// element. `columns` is the whole [Cin·kH·kW, image_count · Hout · Wout] column matrix.
 void fold_channel_stride1(const float *columns, const struct unfold_geometry *g, long channel, long first_image,
                           long image_count, float *dx);
+
+/// Writes planes [planes, height, width] into the interior of zero-bordered planes
+/// [planes, height + 2·padding, width + 2·padding] (the borders are not touched: the caller
+/// zeroes them once).
+void pad_planes(const float *source, long planes, long height, long width, long padding, float *padded);
+
+/// target[plane, row, column] = source[plane · plane_stride + row · row_stride + column]
+/// (+ bias[plane] when bias is not NULL), for the planes [planes, height, width] of target:
+/// drops the extra columns of a padded-width result.
+void crop_planes(const float *source, long planes, long height, long width, long row_stride, long plane_stride,
+                 const float *bias, float *target);
 
 #endif

@@ -5,6 +5,8 @@
 ///   backward  dW += dYᵀ · colsᵀ,  db += Σ dYᵀ,  dcols = Wᵀ · dYᵀ,  dx = col2im(dcols)
 /// See `ConvolutionTiling` for how a batch is cut. Backward recomputes a tile's columns from x
 /// rather than keeping the whole batch's (K × N·P floats: hundreds of MiB on early layers).
+/// Stride-1 same convs on large planes skip the column matrix altogether when the AVX-512
+/// kernels are present: see `PaddedWidthConvolution`.
 public final class Conv2D: Layer {
     public let name: String
     public let inputShape: FeatureShape
@@ -17,6 +19,8 @@ public final class Conv2D: Layer {
     /// Caps a tile's columns below `ConvolutionTiling.targetColumns` (tests use it to run the
     /// multi-tile, multi-group paths on small inputs). Set before making caches.
     var tileColumnLimit: Int?
+    /// Forces the padded-width path on (or off) where it applies (tests); nil = by plane width.
+    var paddedWidthOverride: Bool?
 
     public convenience init(name: String, input: FeatureShape, outputChannels: Int, kernelSize: Int, stride: Int,
                             padding: Int, bias: Bool) throws {
@@ -59,6 +63,42 @@ public final class Conv2D: Layer {
         ConvolutionTiling(batch: batch, positions: outputShape.spatial, patch: patchSize, columnLimit: tileColumnLimit)
     }
 
+    /// Workspaces of the padded-width path (`PaddedWidthConvolution`), per group except the
+    /// offset tables and the rotated weight, which all groups read.
+    final class PaddedWidthWorkspace {
+        let plan: PaddedWidthConvolution
+        let forwardOffsets: UnsafeMutableBufferPointer<Int>   // taps (ci, u, v) in padded input planes
+        let backwardOffsets: UnsafeMutableBufferPointer<Int>  // taps (co, u, v) in padded gradient planes
+        let padded: [FloatBuffer]           // x̃ of a tile's images [n, Cin] planes, borders zero
+        let paddedGradients: [FloatBuffer]  // dỹ of a tile's images [n, Cout] planes, borders zero
+        let staging: [FloatBuffer]          // [max(Cout, Cin), columns]: a padded-width result
+        let rotatedWeight: FloatBuffer      // W̃ [Cin, Cout·k·k]
+        init(plan: PaddedWidthConvolution, groups: Int, imagesPerTile: Int, training: Bool) throws {
+            self.plan = plan
+            // Allocated here, read by the kernels through their base pointers (tiny: K entries).
+            forwardOffsets = .allocate(capacity: plan.patchSize)
+            _ = forwardOffsets.initialize(from: plan.tapOffsets(channels: plan.inputChannels))
+            backwardOffsets = .allocate(capacity: training ? plan.transposedPatchSize : 0)
+            if training { _ = backwardOffsets.initialize(from: plan.tapOffsets(channels: plan.outputChannels)) }
+            let stagingRows = training ? max(plan.outputChannels, plan.inputChannels) : plan.outputChannels
+            // Inference pads one image at a time; training pads whole tiles (the weight gradient
+            // sums over a tile's images in one call).
+            let images = training ? imagesPerTile : 1
+            padded = try (0..<groups).map { _ in
+                try FloatBuffer(count: plan.paddedCount(channels: plan.inputChannels, images: images))
+            }
+            paddedGradients = try (0..<groups).map { _ in
+                try FloatBuffer(count: training ? plan.paddedCount(channels: plan.outputChannels, images: images) : 0)
+            }
+            staging = try (0..<groups).map { _ in try FloatBuffer(count: stagingRows * plan.columns) }
+            rotatedWeight = try FloatBuffer(count: training ? plan.inputChannels * plan.transposedPatchSize : 0)
+        }
+        deinit {
+            forwardOffsets.deallocate()
+            backwardOffsets.deallocate()
+        }
+    }
+
     /// Per-group workspaces, sized for one tile: a group's tiles run one after another on one worker.
     final class Cache: LayerCache {
         let tiling: ConvolutionTiling
@@ -66,21 +106,36 @@ public final class Conv2D: Layer {
         let staging: [FloatBuffer]          // [Cout, T]: output (forward) or output gradient (backward)
         let columnGradients: [FloatBuffer]  // [K, T]: Wᵀ · dYᵀ before col2im
         let partials: [FloatBuffer]         // groups 1..<G: their dW [Cout·K] then db [Cout]
+        let paddedWidth: PaddedWidthWorkspace?  // instead of the three above, where that path applies
         init(conv: Conv2D, batch: Int, training: Bool) throws {
             let tiling = conv.tiling(batch: batch)
+            let partialCount = conv.weight.count + conv.outputShape.channels
+            let groups = 0..<tiling.groups
+            self.tiling = tiling
+            partials = try groups.dropFirst().map { _ in try FloatBuffer(count: training ? partialCount : 0) }
+            if PaddedWidthConvolution.applies(to: conv, forced: conv.paddedWidthOverride) {
+                let plan = PaddedWidthConvolution(inputChannels: conv.inputShape.channels,
+                                                  outputChannels: conv.outputShape.channels,
+                                                  height: conv.outputShape.height, width: conv.outputShape.width,
+                                                  kernelSize: conv.kernelSize)
+                paddedWidth = try PaddedWidthWorkspace(plan: plan, groups: tiling.groups,
+                                                       imagesPerTile: tiling.imagesPerTile, training: training)
+                columns = []
+                staging = []
+                columnGradients = []
+                super.init(batch: batch, training: training)
+                return
+            }
+            paddedWidth = nil
             let tileColumns = tiling.imagesPerTile * conv.outputShape.spatial
             // One-image tiles write straight into y / read straight from dy; a pointwise conv's
             // one-image columns are x itself.
             let needsColumns = !(conv.isPointwise && tiling.imagesPerTile == 1)
             let columnCount = needsColumns ? conv.patchSize * tileColumns : 0
             let stagingCount = tiling.imagesPerTile > 1 ? conv.outputShape.channels * tileColumns : 0
-            let partialCount = conv.weight.count + conv.outputShape.channels
-            let groups = 0..<tiling.groups
-            self.tiling = tiling
             columns = try groups.map { _ in try FloatBuffer(count: columnCount) }
             staging = try groups.map { _ in try FloatBuffer(count: stagingCount) }
             columnGradients = try groups.map { _ in try FloatBuffer(count: training ? columnCount : 0) }
-            partials = try groups.dropFirst().map { _ in try FloatBuffer(count: training ? partialCount : 0) }
             super.init(batch: batch, training: training)
         }
     }
@@ -97,6 +152,20 @@ public final class Conv2D: Layer {
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: Cache, weight w: UnsafePointer<Float>) {
         let tiling = cache.tiling
         let inside = tiling.groups == 1
+        if let workspace = cache.paddedWidth {
+            let biasPointer = bias.map { UnsafePointer($0.value.pointer) }
+            tiling.runGroups { group in
+                for tile in tiling.tiles(ofGroup: group) {
+                    for n in tiling.images(ofTile: tile) {
+                        workspace.plan.forward(x + n * inputShape.count, y + n * outputShape.count, weight: w,
+                                               bias: biasPointer, offsets: workspace.forwardOffsets.baseAddress,
+                                               padded: workspace.padded[group].pointer,
+                                               staging: workspace.staging[group].pointer, parallel: inside)
+                    }
+                }
+            }
+            return
+        }
         tiling.runGroups { group in
             for tile in tiling.tiles(ofGroup: group) {
                 forwardTile(x, y, images: tiling.images(ofTile: tile), cache: cache, group: group, weight: w,
@@ -159,6 +228,7 @@ public final class Conv2D: Layer {
         let inside = tiling.groups == 1
         let weightCount = weight.count
         let biasGradient = bias?.gradient?.pointer
+        if dx != nil, let workspace = cache.paddedWidth { workspace.plan.rotate(w, into: workspace.rotatedWeight.pointer) }
         tiling.runGroups { group in
             var dW = weightGradient, db = biasGradient
             if group > 0 {
@@ -168,13 +238,49 @@ public final class Conv2D: Layer {
                 db = biasGradient == nil ? nil : partial + weightCount
             }
             for tile in tiling.tiles(ofGroup: group) {
-                backwardTile(x, dy, dx, images: tiling.images(ofTile: tile), cache: cache, group: group, weight: w,
-                             weightGradient: dW, biasGradient: db, parallel: inside)
+                if let workspace = cache.paddedWidth {
+                    backwardPaddedWidth(x, dy, dx, images: tiling.images(ofTile: tile), workspace: workspace, group: group,
+                                        weightGradient: dW, biasGradient: db, parallel: inside)
+                } else {
+                    backwardTile(x, dy, dx, images: tiling.images(ofTile: tile), cache: cache, group: group, weight: w,
+                                 weightGradient: dW, biasGradient: db, parallel: inside)
+                }
             }
         }
         for partial in cache.partials {
             if let weightGradient { Vector.add(partial.pointer, into: weightGradient, count: weightCount) }
             if let biasGradient { Vector.add(partial.pointer + weightCount, into: biasGradient, count: outputShape.channels) }
+        }
+    }
+
+    /// Backward of a tile's images on the padded-width path (W̃ already rotated into the workspace).
+    private func backwardPaddedWidth(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                                     _ dx: UnsafeMutablePointer<Float>?, images: Range<Int>,
+                                     workspace: PaddedWidthWorkspace, group: Int,
+                                     weightGradient: UnsafeMutablePointer<Float>?,
+                                     biasGradient: UnsafeMutablePointer<Float>?, parallel: Bool) {
+        let plan = workspace.plan
+        let first = images.lowerBound
+        let paddedGradient = workspace.paddedGradients[group].pointer
+        plan.padGradient(dy + first * outputShape.count, images: images.count, into: paddedGradient)
+        if let weightGradient {
+            plan.weightGradient(x + first * inputShape.count, images: images.count, paddedGradient: paddedGradient,
+                                into: weightGradient, offsets: workspace.forwardOffsets.baseAddress,
+                                padded: workspace.padded[group].pointer, parallel: parallel)
+        }
+        if let biasGradient {
+            let positions = outputShape.spatial
+            for n in images {
+                for c in 0..<outputShape.channels {
+                    biasGradient[c] += Vector.sum(dy + (n * outputShape.channels + c) * positions, count: positions)
+                }
+            }
+        }
+        guard let dx else { return }
+        for (i, n) in images.enumerated() {
+            plan.inputGradient(paddedGradient: paddedGradient, image: i, rotatedWeight: workspace.rotatedWeight.pointer,
+                               into: dx + n * inputShape.count, offsets: workspace.backwardOffsets.baseAddress,
+                               staging: workspace.staging[group].pointer, parallel: parallel)
         }
     }
 
