@@ -81,17 +81,44 @@ def test_load_checks_tensors_before_allocating_for_the_spec() -> None:
     assert f"status {int(Status.FORMAT)}" in run.stdout, run.stdout
 
 
-def test_load_refuses_a_model_whose_one_image_workspace_is_huge() -> None:
-    # 8.5 KB, 1,925 parameters, but one image needs 2 × 280 M im2col floats. Before the fix it
-    # loaded, and the first reparo_infer allocated 2.2 GB.
+def not_same_padding(path, tmp_path):
+    """The reproducer with its 31×31 convs padded by 14 instead of 15 (same byte length): not
+    "same" convs any more, so every machine runs them with im2col, whose workspace is the
+    hazard. (Same convs run without im2col where the AVX-512 kernels are: see below.)"""
+    data = path.read_bytes()
+    assert data.count(b'\\"padding\\":15') == 2
+    variant = tmp_path / "padding-14.safetensors"
+    variant.write_bytes(data.replace(b'\\"padding\\":15', b'\\"padding\\":14'))
+    return variant
+
+
+def test_load_refuses_a_model_whose_one_image_workspace_is_huge(tmp_path) -> None:
+    # 8.5 KB, 1,925 parameters, but one image needs 2 × 250 M im2col floats. Before the fix the
+    # reproducer loaded, and the first reparo_infer allocated 2.2 GB.
     with pytest.raises(ReparoError) as caught:
-        reparo.Model.load(WORKSPACE_AMPLIFICATION)
+        reparo.Model.load(not_same_padding(WORKSPACE_AMPLIFICATION, tmp_path))
     assert caught.value.status == Status.FORMAT
     assert "workspace" in caught.value.message and "one image" in caught.value.message, caught.value.message
 
 
-def test_create_refuses_the_same_workspace_as_invalid_argument() -> None:
-    spec = json.loads(spec_of(WORKSPACE_AMPLIFICATION))
+def test_the_reproducer_itself_is_refused_or_runs_within_the_budget() -> None:
+    # With same padding the AVX-512 path needs two padded 570×570 planes instead of the im2col
+    # matrices: the model may load and infer, but never beyond a budget far below 2.2 GB.
+    run = run_python(f"""
+        import numpy as np, reparo
+        try:
+            model = reparo.Model.load({str(WORKSPACE_AMPLIFICATION)!r})
+            logits = model.infer(np.ones((1, 1, 540, 540), np.float32))
+            print("ran", bool(np.isfinite(logits).all()))
+        except reparo.ReparoError as error:
+            print("status", int(error.status), error.message)
+    """, REPARO_MEMORY_BUDGET_MB="600")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ran True" in run.stdout or f"status {int(Status.FORMAT)}" in run.stdout, run.stdout
+
+
+def test_create_refuses_the_same_workspace_as_invalid_argument(tmp_path) -> None:
+    spec = json.loads(spec_of(not_same_padding(WORKSPACE_AMPLIFICATION, tmp_path)))
     with pytest.raises(ReparoError) as caught:
         reparo.Model.create(spec)
     assert caught.value.status == Status.INVALID_ARGUMENT
