@@ -4,7 +4,8 @@
 // zeros where iw falls outside it. A masked load with the lanes of the valid run enabled reads
 // exactly that run and zeroes the rest (disabled lanes are never accessed, so reading "before"
 // the line is safe), and a masked store writes the row's width: two instructions per 16
-// outputs instead of a memset + memcpy + memset call per row.
+// outputs instead of a memset + memcpy + memset call per row. Planes at most 8 wide put
+// several rows in one vector (`rows_per_vector`): a 4×4 plane is one load and one store per tap.
 #include "vector_kernels.h"
 
 #include <immintrin.h>
@@ -16,6 +17,17 @@ static inline __mmask16 lanes_between(long lower, long upper) {
     if (upper > 16) upper = 16;
     if (upper <= lower) return 0;
     return (__mmask16)(((1u << (upper - lower)) - 1) << lower);
+}
+
+/// The first `lanes` lanes.
+static inline __mmask16 first_lanes(long lanes) {
+    return lanes >= 16 ? (__mmask16)0xFFFF : lanes <= 0 ? (__mmask16)0 : (__mmask16)((1u << lanes) - 1);
+}
+
+/// Output rows one vector holds: 16/W for planes at most 8 wide whose output is as wide as the
+/// input (so input lines and output rows have the same stride), else 1.
+static inline long rows_per_vector(const struct unfold_geometry *g) {
+    return g->output_width == g->input_width && g->output_width <= 8 ? 16 / g->output_width : 1;
 }
 
 /// The address of `line[offset]` for a possibly negative offset, computed on integers: lanes
@@ -39,6 +51,28 @@ void unfold_row_stride1(const float *x, const struct unfold_geometry *g, long ro
     long lower = -shift, upper = g->input_width - shift;
     if (lower < 0) lower = 0;
     if (upper > g->output_width) upper = g->output_width;
+    if (rows_per_vector(g) > 1) {
+        // Narrow planes (W ≤ 8, output as wide as the input): R = 16/W output rows per vector.
+        // Input lines follow each other like output rows, so one masked load covers R of them;
+        // the mask repeats the row's valid lanes for each row inside the image.
+        const long rows = rows_per_vector(g), w = g->output_width;
+        const __mmask16 row_lanes = lanes_between(lower, upper);
+        for (long n = first_image; n < first_image + image_count; n++) {
+            const float *channel_plane = x + (n * g->input_channels + channel) * plane;
+            for (long oh = 0; oh < g->output_height; oh += rows) {
+                const long count = g->output_height - oh < rows ? g->output_height - oh : rows;
+                __mmask16 load = 0;
+                for (long j = 0; j < count; j++) {
+                    const long ih = oh + j - g->padding + u;
+                    if (ih >= 0 && ih < g->input_height) load |= (__mmask16)(row_lanes << (j * w));
+                }
+                const float *lines = shifted(channel_plane, (oh - g->padding + u) * w + shift);
+                _mm512_mask_storeu_ps(out, first_lanes(count * w), _mm512_maskz_loadu_ps(load, lines));
+                out += count * w;
+            }
+        }
+        return;
+    }
     for (long n = first_image; n < first_image + image_count; n++) {
         const float *channel_plane = x + (n * g->input_channels + channel) * plane;
         for (long oh = 0; oh < g->output_height; oh++, out += g->output_width) {
@@ -72,6 +106,29 @@ void fold_channel_stride1(const float *columns, const struct unfold_geometry *g,
         if (lower < 0) lower = 0;
         if (upper > g->output_width) upper = g->output_width;
         const float *source = columns + (channel * kernel_area + k) * row_length;
+        if (rows_per_vector(g) > 1) {
+            // R rows per vector, as in unfold_row_stride1; the lanes of one vector are distinct
+            // elements of dx, and each element still receives its taps in the same order.
+            const long rows = rows_per_vector(g), w = g->output_width;
+            const __mmask16 row_lanes = lanes_between(lower, upper);
+            for (long n = first_image; n < first_image + image_count; n++) {
+                float *channel_plane = dx + (n * g->input_channels + channel) * plane;
+                for (long oh = 0; oh < g->output_height; oh += rows) {
+                    const long count = g->output_height - oh < rows ? g->output_height - oh : rows;
+                    __mmask16 lanes = 0;
+                    for (long j = 0; j < count; j++) {
+                        const long ih = oh + j - g->padding + u;
+                        if (ih >= 0 && ih < g->input_height) lanes |= (__mmask16)(row_lanes << (j * w));
+                    }
+                    float *lines = shifted_mutable(channel_plane, (oh - g->padding + u) * w + shift);
+                    const __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, lines),
+                                                     _mm512_maskz_loadu_ps(lanes, source));
+                    _mm512_mask_storeu_ps(lines, lanes, sum);
+                    source += count * w;
+                }
+            }
+            continue;
+        }
         for (long n = first_image; n < first_image + image_count; n++) {
             float *channel_plane = dx + (n * g->input_channels + channel) * plane;
             for (long oh = 0; oh < g->output_height; oh++, source += g->output_width) {

@@ -9,7 +9,8 @@
 //   reparo-bench all               all of the above
 // Options: --threads N (2), --reps N (10, the minimum of timed repetitions after 2 warm-ups),
 //          --batch N (64), --json PATH (also write the results as JSON),
-//          --variant compact|naive|online|dense (layers: profile only that model, e.g. under perf).
+//          --variant compact|naive|online|dense (layers: profile only that model, e.g. under perf;
+//                    infer: only the models whose label contains it, e.g. collapsed or dense).
 // Each section also reports the share of CPU other processes took meanwhile (from /proc).
 // Every figure is the median of the timed repetitions. See bench/README.md.
 import COpenBLAS
@@ -67,7 +68,7 @@ struct Settings {
 
 let usage = """
 usage: reparo-bench [conv-efficiency|step|layers|infer|all] [--threads N] [--reps N] [--batch N] [--json PATH]
-                    [--variant compact|naive|online|dense]   (layers: profile only that model)
+                    [--variant compact|naive|online|dense]   (layers, infer: profile only that model)
 """
 
 func fail(_ message: String) -> Never {
@@ -379,7 +380,8 @@ func inferBench(dense: Model, pruned: Model, settings: Settings) throws -> (mark
     var rows: [[String]] = []
     var records: [[String: Any]] = []
     for (label, model) in [("pruned 0.7, collapsed + BN folded", prunedFolded), ("pruned 0.7, BN not folded", pruned),
-                           ("dense, BN folded", denseFolded)] {
+                           ("dense, BN folded", denseFolded)]
+        where settings.variant.map({ label.contains($0) }) ?? true {
         for batch in [1, settings.batch] {
             let images = try FloatBuffer(count: batch * model.inputShape.count)
             fillRandom(images.pointer, count: images.count, seed: 21)
