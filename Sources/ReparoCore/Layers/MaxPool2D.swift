@@ -41,7 +41,8 @@ public final class MaxPool2D: Layer {
         let planes = cache.batch * inputShape.channels
         let inPlane = inputShape.spatial, outPlane = outputShape.spatial
         let w = inputShape.width
-        for plane in 0..<planes {
+        // Planes are independent: split them over the engine's threads.
+        Parallel.forEach(planes, minimumWork: inPlane) { plane in
             let source = x + plane * inPlane
             let target = y + plane * outPlane
             let indices = cache.argmax + (record ? plane * outPlane : 0)
@@ -71,11 +72,11 @@ public final class MaxPool2D: Layer {
         let cache = unsafeDowncast(cache, to: Cache.self)
         let planes = cache.batch * inputShape.channels
         let inPlane = inputShape.spatial, outPlane = outputShape.spatial
-        dx.update(repeating: 0, count: planes * inPlane)
-        for plane in 0..<planes {
+        Parallel.forEach(planes, minimumWork: inPlane) { plane in
             let target = dx + plane * inPlane
             let gradient = dy + plane * outPlane
             let indices = cache.argmax + plane * outPlane
+            target.update(repeating: 0, count: inPlane)
             for o in 0..<outPlane { target[Int(indices[o])] += gradient[o] }
         }
     }
