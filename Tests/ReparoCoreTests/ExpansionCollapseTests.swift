@@ -196,10 +196,19 @@ struct OnlineChainTests {
         return (naive, online, losses)
     }
 
+    static let sixteenWide = """
+    {"input":[3,16,16],"classes":5,"layers":[
+     {"type":"conv","out":6,"kernel":3,"padding":1},{"type":"batchnorm"},{"type":"relu"},
+     {"type":"conv","out":7,"kernel":3,"padding":1,"bias":true},{"type":"relu"},{"type":"maxpool","kernel":2,"stride":2},
+     {"type":"flatten"},{"type":"linear","out":5}]}
+    """
+
     @Test("naive and online chains give the same losses and factors after several steps")
     func sameTrajectory() throws {
         for (label, spec, layers) in [("vgg-like", TestSupport.smallVGGLike, "all"), ("resnet-like", TestSupport.smallResNet, "conv"),
-                                      ("digits", TestSupport.digitsSpec, "all")] {
+                                      ("digits", TestSupport.digitsSpec, "all"),
+                                      // 16-wide planes: both modes' 3×3 convs take the padded-width path.
+                                      ("16-wide", Self.sixteenWide, "all")] {
             let (naive, online, losses) = try Self.trainedTwins(spec, rate: 2, layers: layers, steps: 6)
             for (step, (a, b)) in losses.enumerated() {
                 #expect(abs(a - b) <= 1e-4 * max(1, abs(a)), "\(label) step \(step): loss \(a) vs \(b)")
