@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reparo's benchmark, one run: engine micro-benchmarks (reparo-bench) then Reparo against
 # PyTorch and ONNX Runtime (peers.py), 2 threads everywhere. Writes bench/results/<date>.json
+# (or $BENCH_OUT)
 # and prints markdown tables. Takes about 8 minutes on 2 cores. See bench/README.md.
 #   bench/run.sh              build, wait for a quiet CPU, run everything
 #   bench/run.sh --no-build   reuse the built library and bench binary
@@ -48,10 +49,11 @@ run=()
 if [[ -n "${BENCH_NICE:-}" ]]; then run=(nice -n "$BENCH_NICE"); fi
 
 date=$(date +%F)
+out="${BENCH_OUT:-bench/results/$date.json}"   # e.g. BENCH_OUT=bench/results/<date>-run2.json
 mkdir -p bench/results
 engine_json=$(mktemp /tmp/reparo-engine-XXXXXX.json)
 wait_for_quiet
 "${run[@]}" .build-release/release/reparo-bench all --threads $threads --reps "$reps" --json "$engine_json"
 wait_for_quiet
-"${run[@]}" "$venv/bin/python" bench/peers.py --reps "$reps" --engine-json "$engine_json" --out "bench/results/$date.json"
+"${run[@]}" "$venv/bin/python" bench/peers.py --reps "$reps" --engine-json "$engine_json" --out "$out"
 rm -f "$engine_json"
