@@ -33,13 +33,13 @@ threads() {
     "$out/threads" "${1:-40}"
 }
 
-# A debug build with -sanitize=thread (ReparoCore and the C layer instrumented; OpenBLAS and
-# the Swift runtime are not). The TSan runtime linked into the C program intercepts
+# A debug build with -sanitize=thread (ReparoCore, the C layer and the C kernels instrumented,
+# the kernels at -O1 so that they run; OpenBLAS and the Swift runtime are not). The TSan runtime linked into the C program intercepts
 # libdispatch, so it needs libdispatch and the blocks runtime on its link line.
 tsan() {
     # The library product and its published name, as in scripts/build.sh.
-    swift build -c debug --scratch-path .build-tsan -Xswiftc -sanitize=thread --product reparo-capi \
-        -Xlinker -soname=libreparo.so >&2
+    swift build -c debug --scratch-path .build-tsan -Xswiftc -sanitize=thread -Xcc -fsanitize=thread -Xcc -O1 \
+        --product reparo-capi -Xlinker -soname=libreparo.so >&2
     local dir="$PWD/.build-tsan/debug" swift_libs
     cp "$dir/libreparo-capi.so" "$dir/libreparo.so"
     swift_libs="$(swiftc -print-target-info | sed -n 's/.*"runtimeResourcePath": "\(.*\)".*/\1/p' | head -n1)/linux"

@@ -30,6 +30,18 @@ static inline long rows_per_vector(const struct unfold_geometry *g) {
     return g->output_width == g->input_width && g->output_width <= 8 ? 16 / g->output_width : 1;
 }
 
+/// For `count` output rows from `oh` packed in one vector (`rows_per_vector`): `row_lanes`
+/// repeated at each row whose input line oh + j − padding + u lies inside the image.
+static inline __mmask16 lanes_of_rows(const struct unfold_geometry *g, long oh, long count, long u,
+                                      __mmask16 row_lanes) {
+    __mmask16 lanes = 0;
+    for (long j = 0; j < count; j++) {
+        const long ih = oh + j - g->padding + u;
+        if (ih >= 0 && ih < g->input_height) lanes |= (__mmask16)(row_lanes << (j * g->output_width));
+    }
+    return lanes;
+}
+
 /// The address of `line[offset]` for a possibly negative offset, computed on integers: lanes
 /// outside the line are masked off and never dereferenced.
 static inline const float *shifted(const float *line, long offset) {
@@ -61,11 +73,7 @@ void unfold_row_stride1(const float *x, const struct unfold_geometry *g, long ro
             const float *channel_plane = x + (n * g->input_channels + channel) * plane;
             for (long oh = 0; oh < g->output_height; oh += rows) {
                 const long count = g->output_height - oh < rows ? g->output_height - oh : rows;
-                __mmask16 load = 0;
-                for (long j = 0; j < count; j++) {
-                    const long ih = oh + j - g->padding + u;
-                    if (ih >= 0 && ih < g->input_height) load |= (__mmask16)(row_lanes << (j * w));
-                }
+                const __mmask16 load = lanes_of_rows(g, oh, count, u, row_lanes);
                 const float *lines = shifted(channel_plane, (oh - g->padding + u) * w + shift);
                 _mm512_mask_storeu_ps(out, first_lanes(count * w), _mm512_maskz_loadu_ps(load, lines));
                 out += count * w;
@@ -115,11 +123,7 @@ void fold_channel_stride1(const float *columns, const struct unfold_geometry *g,
                 float *channel_plane = dx + (n * g->input_channels + channel) * plane;
                 for (long oh = 0; oh < g->output_height; oh += rows) {
                     const long count = g->output_height - oh < rows ? g->output_height - oh : rows;
-                    __mmask16 lanes = 0;
-                    for (long j = 0; j < count; j++) {
-                        const long ih = oh + j - g->padding + u;
-                        if (ih >= 0 && ih < g->input_height) lanes |= (__mmask16)(row_lanes << (j * w));
-                    }
+                    const __mmask16 lanes = lanes_of_rows(g, oh, count, u, row_lanes);
                     float *lines = shifted_mutable(channel_plane, (oh - g->padding + u) * w + shift);
                     const __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, lines),
                                                      _mm512_maskz_loadu_ps(lanes, source));

@@ -46,6 +46,25 @@ private func checkProduct(m: Int, n: Int, k: Int, c: [Float], ldc: Int, old: [Fl
     #expect(worst <= 0, "\(label): error exceeds the k·u·Σ|ab| bound by \(worst)")
 }
 
+/// Runs `body` with the base addresses of two operands and a result.
+private func withPointers(_ a: [Float], _ b: [Float], _ c: inout [Float],
+                          _ body: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?) -> Void) {
+    a.withUnsafeBufferPointer { a in
+        b.withUnsafeBufferPointer { b in
+            c.withUnsafeMutableBufferPointer { c in body(a.baseAddress, b.baseAddress, c.baseAddress) }
+        }
+    }
+}
+
+/// The padding columns of C (j ≥ n, up to ldc) still hold their old bits.
+private func expectPaddingUntouched(_ c: [Float], _ old: [Float], m: Int, n: Int, ldc: Int, _ label: String) {
+    for i in 0..<m {
+        for j in n..<ldc where c[i * ldc + j].bitPattern != old[i * ldc + j].bitPattern {
+            Issue.record("\(label): wrote C[\(i), \(j)] outside the matrix")
+        }
+    }
+}
+
 @Suite("AVX-512 kernels")
 struct VectorKernelTests {
     @Test("op(A)·B matches the exact product within the rounding bound, all tile edges",
@@ -70,24 +89,14 @@ struct VectorKernelTests {
                         // NaN where C is not to be read (beta = 0) shows a kernel reading it.
                         let old = accumulate ? randomMatrix(m * ldc, seed: seed &+ 99) : [Float](repeating: .nan, count: m * ldc)
                         var c = old
-                        a.withUnsafeBufferPointer { a in
-                            b.withUnsafeBufferPointer { b in
-                                c.withUnsafeMutableBufferPointer { c in
-                                    narrow_sgemm(transposeA ? 1 : 0, m, n, k, a.baseAddress, lda, b.baseAddress, ldb,
-                                                 accumulate ? 1 : 0, c.baseAddress, ldc)
-                                }
-                            }
+                        withPointers(a, b, &c) { a, b, c in
+                            narrow_sgemm(transposeA ? 1 : 0, m, n, k, a, lda, b, ldb, accumulate ? 1 : 0, c, ldc)
                         }
                         checkProduct(m: m, n: n, k: k, c: c, ldc: ldc, old: accumulate ? old : nil,
                                      element: { i, p in transposeA ? a[p * lda + i] : a[i * lda + p] },
                                      other: { p, j in b[p * ldb + j] },
                                      "m \(m) n \(n) k \(k) transposeA \(transposeA) accumulate \(accumulate)")
-                        // Padding columns of C (j ≥ n) are never written.
-                        for i in 0..<m {
-                            for j in n..<ldc where !(c[i * ldc + j].bitPattern == old[i * ldc + j].bitPattern) {
-                                Issue.record("m \(m) n \(n) k \(k): wrote C[\(i), \(j)] outside the matrix")
-                            }
-                        }
+                        expectPaddingUntouched(c, old, m: m, n: n, ldc: ldc, "m \(m) n \(n) k \(k)")
                     }
                 }
             }
@@ -111,22 +120,13 @@ struct VectorKernelTests {
                         let b = randomMatrix(max(n * ldb, 1), seed: seed &+ 31)
                         let old = accumulate ? randomMatrix(m * ldc, seed: seed &+ 77) : [Float](repeating: .nan, count: m * ldc)
                         var c = old
-                        a.withUnsafeBufferPointer { a in
-                            b.withUnsafeBufferPointer { b in
-                                c.withUnsafeMutableBufferPointer { c in
-                                    narrow_sgemm_abt(m, n, k, a.baseAddress, lda, b.baseAddress, ldb, accumulate ? 1 : 0,
-                                                     c.baseAddress, ldc)
-                                }
-                            }
+                        withPointers(a, b, &c) { a, b, c in
+                            narrow_sgemm_abt(m, n, k, a, lda, b, ldb, accumulate ? 1 : 0, c, ldc)
                         }
                         checkProduct(m: m, n: n, k: k, c: c, ldc: ldc, old: accumulate ? old : nil,
                                      element: { i, p in a[i * lda + p] }, other: { p, j in b[j * ldb + p] },
                                      "A·Bᵀ m \(m) n \(n) k \(k) accumulate \(accumulate)")
-                        for i in 0..<m {
-                            for j in n..<ldc where !(c[i * ldc + j].bitPattern == old[i * ldc + j].bitPattern) {
-                                Issue.record("A·Bᵀ m \(m) n \(n) k \(k): wrote C[\(i), \(j)] outside the matrix")
-                            }
-                        }
+                        expectPaddingUntouched(c, old, m: m, n: n, ldc: ldc, "A·Bᵀ m \(m) n \(n) k \(k)")
                     }
                 }
             }

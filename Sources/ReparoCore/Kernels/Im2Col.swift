@@ -58,11 +58,7 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<I
         func unfoldRow(_ row: Int) {
             unfold_row_stride1(x, geometry, row, images.lowerBound, images.count, columns + row * ncols)
         }
-        if parallel {
-            Parallel.forEach(g.patchSize, minimumWork: ncols) { unfoldRow($0) }
-        } else {
-            for row in 0..<g.patchSize { unfoldRow(row) }
-        }
+        Parallel.forEach(g.patchSize, minimumWork: ncols, parallel: parallel) { unfoldRow($0) }
     }
 }
 
@@ -107,11 +103,7 @@ func im2colScalar(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: R
             }
         }
     }
-    if parallel {
-        Parallel.forEach(g.patchSize, minimumWork: ncols) { unfoldRow($0) }
-    } else {
-        for row in 0..<g.patchSize { unfoldRow(row) }
-    }
+    Parallel.forEach(g.patchSize, minimumWork: ncols, parallel: parallel) { unfoldRow($0) }
 }
 
 /// Folds `columns` [Cin·kH·kW, count·Hout·Wout] of images `images` back into those images of
@@ -129,11 +121,7 @@ func col2im(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: R
         func foldChannel(_ c: Int) {
             fold_channel_stride1(columns, geometry, c, images.lowerBound, images.count, dx)
         }
-        if parallel {
-            Parallel.forEach(g.inputChannels, minimumWork: work) { foldChannel($0) }
-        } else {
-            for c in 0..<g.inputChannels { foldChannel(c) }
-        }
+        Parallel.forEach(g.inputChannels, minimumWork: work, parallel: parallel) { foldChannel($0) }
     }
 }
 
@@ -178,9 +166,5 @@ func col2imScalar(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, ima
             }
         }
     }
-    if parallel {
-        Parallel.forEach(g.inputChannels, minimumWork: ncols * kernelArea) { foldChannel($0) }
-    } else {
-        for c in 0..<g.inputChannels { foldChannel(c) }
-    }
+    Parallel.forEach(g.inputChannels, minimumWork: ncols * kernelArea, parallel: parallel) { foldChannel($0) }
 }

@@ -20,6 +20,17 @@ public enum Parallel {
     /// depend on the thread setting.
     public static let reductionGroups = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
 
+    /// `forEach` when `parallel`, else the plain loop on the calling thread (for work that may
+    /// run inside one of several workers already).
+    @inline(__always)
+    static func forEach(_ count: Int, minimumWork: Int, parallel: Bool, _ body: (Int) -> Void) {
+        if parallel {
+            forEach(count, minimumWork: minimumWork, body)
+        } else {
+            for i in 0..<count { body(i) }
+        }
+    }
+
     /// Calls `body(i)` for i in 0..<count, in parallel when count × minimumWork is large
     /// enough to pay for the dispatch (≈ 64k elements). Workers take contiguous index ranges.
     @inline(__always)
