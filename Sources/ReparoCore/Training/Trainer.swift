@@ -21,6 +21,16 @@ public final class Trainer {
 
     private let trainable: [Parameter]
     private let momentumBuffers: [FloatBuffer]
+    /// The trainable parameters that have gradients, cut into chunks of at most
+    /// `Trainer.chunkSize` elements: the finiteness check and the update each run as one
+    /// parallel loop over all of them (an expanded ResNet-56 has 170 parameters, 7 M values).
+    private let chunks: [(parameter: Int, range: Range<Int>)]
+    /// Per chunk: 1 when its gradient is all finite (written by the check, read after it).
+    private let chunkFinite: UnsafeMutableBufferPointer<UInt8>
+    /// The update zeroes each gradient chunk once it has used it, and a failed step zeroes
+    /// them all, so the next step need not (false until the first step).
+    private var gradientsAreZero = false
+    private static let chunkSize = 1 << 14
     private let runningStatistics: [Parameter]
     private let runningBackup: [FloatBuffer]
     private var generator: SeededGenerator
@@ -88,12 +98,23 @@ public final class Trainer {
         for chain in Trainer.chains(in: student.network) { chain.trainingMode = options.chainMode }
         trainable = student.parameters.filter { $0.kind.isTrainable }
         momentumBuffers = try trainable.map { try FloatBuffer(count: $0.count) }
+        var chunks: [(parameter: Int, range: Range<Int>)] = []
+        for (index, parameter) in trainable.enumerated() where parameter.gradient != nil {
+            for start in stride(from: 0, to: parameter.count, by: Trainer.chunkSize) {
+                chunks.append((index, start..<min(parameter.count, start + Trainer.chunkSize)))
+            }
+        }
+        self.chunks = chunks
+        chunkFinite = .allocate(capacity: chunks.count)
+        chunkFinite.initialize(repeating: 0)
         runningStatistics = student.parameters.filter { !$0.kind.isTrainable }
         runningBackup = try runningStatistics.map { try FloatBuffer(count: $0.count) }
         generator = SeededGenerator(seed: options.seed)
         let threads = options.threads > 0 ? options.threads : ProcessInfo.processInfo.activeProcessorCount
         Parallel.threads = threads   // process-wide (atomic); OpenBLAS itself stays single-threaded
     }
+
+    deinit { chunkFinite.deallocate() }
 
     var trainableParameters: [Parameter] { trainable }
     var momentumState: [FloatBuffer] { momentumBuffers }
@@ -139,7 +160,10 @@ public final class Trainer {
         for (statistic, backup) in zip(runningStatistics, runningBackup) {
             backup.pointer.update(from: statistic.value.pointer, count: statistic.count)
         }
-        for parameter in trainable { parameter.gradient?.zero() }
+        if !gradientsAreZero {
+            for parameter in trainable { parameter.gradient?.zero() }
+        }
+        gradientsAreZero = false
 
         let network = student.network
         network.forward(input, plan.logits.pointer, cache: plan.studentCache, training: true)
@@ -163,10 +187,14 @@ public final class Trainer {
             if let extra = injections[index] { Vector.add(extra.pointer, into: gradient, count: extra.count) }
         }
         let loss = crossEntropy + kdWeight * distillation
-        guard loss.isFinite, trainable.allSatisfy({ $0.gradient.map { Vector.allFinite($0.pointer, count: $0.count) } ?? true }) else {
+        guard loss.isFinite, gradientsAreFinite() else {
             for (statistic, backup) in zip(runningStatistics, runningBackup) {
                 statistic.value.pointer.update(from: backup.pointer, count: statistic.count)
             }
+            // Gradients are zero whenever no step runs (another trainer of this model relies
+            // on it as much as this one).
+            for parameter in trainable { parameter.gradient?.zero() }
+            gradientsAreZero = true
             throw ReparoError.numeric("step \(step + 1): the loss or a gradient is not finite (loss \(loss)); the model was left unchanged — lower the learning rate or check the inputs")
         }
         let rate = learningRate
@@ -201,18 +229,33 @@ public final class Trainer {
         let momentum = Float(options.momentum)
         let first = step == 0
         let nesterov = options.nesterov
-        for (parameter, velocityBuffer) in zip(trainable, momentumBuffers) {
-            guard let gradient = parameter.gradient?.pointer else { continue }
-            let decay: Float = parameter.kind == .weight ? Float(options.weightDecay) : 0
-            let w = parameter.value.pointer, v = velocityBuffer.pointer
-            // Element-wise, so chunks of 16k elements run on the engine's threads (same result).
-            let chunk = 1 << 14
-            Parallel.forEach((parameter.count + chunk - 1) / chunk, minimumWork: chunk) { index in
-                let range = (index * chunk)..<min(parameter.count, (index + 1) * chunk)
-                Trainer.update(w, v, gradient, range: range, rate: rate, clip: clip, decay: decay, momentum: momentum,
-                               first: first, nesterov: nesterov)
-            }
+        let weightDecay = Float(options.weightDecay)
+        // Element-wise, so the chunks run on the engine's threads (same result); each chunk's
+        // gradient is zeroed right after use, for the next step's accumulation.
+        Parallel.forEach(chunks.count, minimumWork: Trainer.chunkSize) { index in
+            let (p, range) = chunks[index]
+            let parameter = trainable[p]
+            guard let gradient = parameter.gradient?.pointer else { return }
+            let decay: Float = parameter.kind == .weight ? weightDecay : 0
+            Trainer.update(parameter.value.pointer, momentumBuffers[p].pointer, gradient, range: range, rate: rate,
+                           clip: clip, decay: decay, momentum: momentum, first: first, nesterov: nesterov)
+            (gradient + range.lowerBound).update(repeating: 0, count: range.count)
         }
+        gradientsAreZero = true
+    }
+
+    /// Whether every gradient is finite: one parallel pass over the chunks.
+    private func gradientsAreFinite() -> Bool {
+        let flags = chunkFinite
+        Parallel.forEach(chunks.count, minimumWork: Trainer.chunkSize) { index in
+            let (p, range) = chunks[index]
+            guard let gradient = trainable[p].gradient?.pointer else {
+                flags[index] = 1
+                return
+            }
+            flags[index] = Vector.allFinite(gradient + range.lowerBound, count: range.count) ? 1 : 0
+        }
+        return !flags.contains(0)
     }
 
     /// The SGD update of elements `range` of one parameter. One branch-free loop per case, so

@@ -86,6 +86,11 @@ func makeModels() throws -> (dense: Model, pruned: Model) {
     return (dense, pruned)
 }
 
+/// ResNet-56 pruned at 0.5 (narrow layers, many positions: online collapse is nearly free).
+func makePrunedResNet() throws -> Model {
+    try Pruning.prune(try Model(specJSON: #"{"preset":"resnet56"}"#, seed: 1), options: PruneOptions.parse(#"{"ratio":0.5}"#))
+}
+
 func expanded(_ pruned: Model) throws -> Model {
     try Expansion.expand(pruned.clone(), options: ExpandOptions.parse(#"{"rate":4}"#))
 }
@@ -450,9 +455,8 @@ do {
     if all || settings.command == "step" {
         try section("step") {
             // VGG-16 at 0.7 (wide late layers at 4×4 and 2×2: online collapse is costly there) and
-            // ResNet-56 at 0.5 (narrow layers, many positions: online collapse is nearly free).
-            let resnet = try Pruning.prune(try Model(specJSON: #"{"preset":"resnet56"}"#, seed: 1),
-                                           options: PruneOptions.parse(#"{"ratio":0.5}"#))
+            // ResNet-56 at 0.5.
+            let resnet = try makePrunedResNet()
             var records: [[String: Any]] = []
             for (label, model) in [("VGG-16 pruned 0.7", pruned), ("ResNet-56 pruned 0.5", resnet)] {
                 let result = try stepBench(pruned: model, label: label, settings: settings)
@@ -469,7 +473,9 @@ do {
             for (label, model, mode) in [("VGG-16 pruned 0.7, compact", pruned, "auto"),
                                          ("VGG-16 pruned 0.7, expanded naive", try expanded(pruned), "naive"),
                                          ("VGG-16 pruned 0.7, expanded online", try expanded(pruned), "online"),
-                                         ("VGG-16 dense", dense, "auto")]
+                                         ("VGG-16 dense", dense, "auto"),
+                                         ("ResNet-56 pruned 0.5, compact", try makePrunedResNet(), "auto"),
+                                         ("ResNet-56 pruned 0.5, expanded online", try expanded(try makePrunedResNet()), "online")]
                 where settings.variant.map({ label.contains($0) }) ?? !label.contains("naive") {
                 let result = try layerProfile(model: try model.clone(), label: label, mode: mode, settings: settings)
                 print(result.markdown)
