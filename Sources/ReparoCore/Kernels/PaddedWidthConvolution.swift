@@ -76,11 +76,13 @@ struct PaddedWidthConvolution {
 
     /// `body(range)` over column pieces of `count` columns: one piece on the calling thread,
     /// or `Parallel.reductionGroups` pieces (multiples of 32, the kernels' tile) over the engine's
-    /// threads. Results do not depend on the split: each output element is one kernel sum.
+    /// threads when the product is worth a dispatch (≥ 2²⁰ multiply-adds in all, as in
+    /// `BLAS.gemm`; `workPerColumn` = multiply-adds per column). Results do not depend on the
+    /// split: each output element is one kernel sum.
     @inline(__always)
-    static func splitColumns(_ count: Int, parallel: Bool, _ body: (Range<Int>) -> Void) {
+    static func splitColumns(_ count: Int, workPerColumn: Int, parallel: Bool, _ body: (Range<Int>) -> Void) {
         let pieces = parallel ? Parallel.reductionGroups : 1
-        if pieces <= 1 {
+        if pieces <= 1 || count &* workPerColumn < 1 << 20 {
             body(0..<count)
             return
         }
@@ -96,7 +98,8 @@ struct PaddedWidthConvolution {
                  staging: UnsafeMutablePointer<Float>, parallel: Bool) {
         pad_planes(x, inputChannels, height, width, padding, padded)
         let columns = self.columns, patchSize = self.patchSize
-        PaddedWidthConvolution.splitColumns(columns, parallel: parallel) { range in
+        PaddedWidthConvolution.splitColumns(columns, workPerColumn: outputChannels * patchSize,
+                                            parallel: parallel) { range in
             narrow_sgemm_gathered(outputChannels, range.count, patchSize, w, patchSize, padded + range.lowerBound,
                                   offsets, 0, staging + range.lowerBound, columns)
         }
@@ -120,7 +123,8 @@ struct PaddedWidthConvolution {
         let gradient = paddedGradient + padding * paddedWidth + padding
         let columns = self.columns, plane = paddedPlane
         let gradientImage = outputChannels * plane, inputImage = inputChannels * plane
-        PaddedWidthConvolution.splitColumns(patchSize, parallel: parallel) { range in
+        PaddedWidthConvolution.splitColumns(patchSize, workPerColumn: outputChannels * images * columns,
+                                            parallel: parallel) { range in
             narrow_sgemm_abt_gathered(outputChannels, range.count, columns, gradient, plane, padded,
                                       offsets.map { $0 + range.lowerBound }, images, gradientImage, inputImage, 1,
                                       dW + range.lowerBound, patchSize)
@@ -133,7 +137,8 @@ struct PaddedWidthConvolution {
                        staging: UnsafeMutablePointer<Float>, parallel: Bool) {
         let columns = self.columns, depth = transposedPatchSize
         let source = paddedGradient + image * outputChannels * paddedPlane
-        PaddedWidthConvolution.splitColumns(columns, parallel: parallel) { range in
+        PaddedWidthConvolution.splitColumns(columns, workPerColumn: inputChannels * depth,
+                                            parallel: parallel) { range in
             narrow_sgemm_gathered(inputChannels, range.count, depth, rotatedWeight, depth,
                                   source + range.lowerBound, offsets, 0, staging + range.lowerBound, columns)
         }
