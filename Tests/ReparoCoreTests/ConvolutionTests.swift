@@ -142,6 +142,51 @@ struct ConvolutionTests {
         }
     }
 
+    @Test("The padded-width path split over threads: forward equals the definition, backward equals the im2col path")
+    func paddedWidthSplit() throws {
+        // 16→17 channels on 32×32: every product ≥ 2²⁰ multiply-adds, so the GEMMs are cut
+        // into column pieces (batch 1: one tile) or run per group (batch 3: tiles of 1).
+        guard VectorKernels.available else { return }   // the path needs the kernels
+        var generator = SeededGenerator(seed: 99)
+        for batch in [1, 3] {
+            let layer = try Conv2D(name: "conv", input: FeatureShape(channels: 16, height: 32, width: 32),
+                                   outputChannels: 17, kernelSize: 3, stride: 1, padding: 1, bias: true)
+            let weight = GradientCheck.normal(layer.weight.count, generator: &generator)
+            let biasValues = GradientCheck.normal(17, generator: &generator)
+            fill(layer.weight, weight)
+            if let bias = layer.bias { fill(bias, biasValues) }
+            let x = GradientCheck.normal(batch * layer.inputShape.count, generator: &generator)
+            let expected = referenceConvolution(x, batch: batch, channels: 16, height: 32, width: 32, weight: weight,
+                                                bias: biasValues, outputChannels: 17, kernel: 3, stride: 1, padding: 1)
+            layer.paddedWidthOverride = true
+            let y = try forward(layer, batch: batch, input: x)
+            let (error, scale) = maximumError(y, expected)
+            #expect(error <= 1e-4 * scale, "batch \(batch): forward error \(error), scale \(scale)")
+
+            // Backward: every dx and dW entry against the im2col path (itself checked against
+            // finite differences), for the same x and dy. 1e-5 of the scale: the two paths sum up
+            // to 3·1024 unit-scale products in different orders (√n·u ≈ 3e-6).
+            let dy = GradientCheck.normal(batch * layer.outputShape.count, generator: &generator)
+            func gradients(padded: Bool) throws -> (dx: [Float], dW: [Float], db: [Float]) {
+                layer.paddedWidthOverride = padded
+                let cache = try layer.makeCache(batch: batch, training: true)
+                let input = try FloatBuffer(x), output = try FloatBuffer(count: dy.count)
+                let gradient = try FloatBuffer(dy), dx = try FloatBuffer(count: x.count)
+                dx.buffer.update(repeating: .nan)
+                layer.weight.gradient?.zero()
+                layer.bias?.gradient?.zero()
+                layer.forward(input.pointer, output.pointer, cache: cache, training: true)
+                layer.backward(input.pointer, output.pointer, gradient.pointer, dx.pointer, cache: cache)
+                return (dx.array, layer.weight.gradient?.array ?? [], layer.bias?.gradient?.array ?? [])
+            }
+            let padded = try gradients(padded: true), reference = try gradients(padded: false)
+            for (label, a, b) in [("dx", padded.dx, reference.dx), ("dW", padded.dW, reference.dW),
+                                  ("db", padded.db, reference.db)] {
+                #expect(TestSupport.relativeError(a, b) <= 1e-5, "batch \(batch) \(label): \(TestSupport.relativeError(a, b))")
+            }
+        }
+    }
+
     // MARK: Linear
 
     @Test("Linear forward equals the definition y = W·x + b",
