@@ -46,6 +46,17 @@ fuzzer_runtime() {
     return 1
 }
 
+# The AVX-512 kernels (a C target of the package) as objects, instrumented like the rest and
+# optimized, so that they run (unoptimized they switch themselves off).
+build_kernels() {
+    mkdir -p "$build_dir/kernels"
+    local source
+    for source in Sources/CVectorKernels/*.c; do
+        clang -O2 -g -fsanitize=address,fuzzer-no-link -I Sources/CVectorKernels/include \
+            -c "$source" -o "$build_dir/kernels/$(basename "$source" .c).o"
+    done
+}
+
 build_one() {
     local target=$1
     mkdir -p "$build_dir"
@@ -55,13 +66,14 @@ build_one() {
     # shellcheck disable=SC2046
     swiftc -parse-as-library -swift-version 5 -module-name ReparoCore -O -g \
         -sanitize=fuzzer,address -use-ld=lld \
-        -I Sources/COpenBLAS \
+        -I Sources/COpenBLAS -I Sources/CVectorKernels/include \
         $(find Sources/ReparoCore -name '*.swift' | LC_ALL=C sort) "$(harness "$target")" fuzz/Sources/Common/*.swift \
-        -lopenblas -o "$build_dir/fuzz-$target"
+        "$build_dir"/kernels/*.o -lopenblas -o "$build_dir/fuzz-$target"
 }
 
 build() {
     local pids=() target status=0
+    build_kernels || { echo "fuzz: kernel build failed" >&2; exit 1; }
     for target in "${targets[@]}"; do
         build_one "$target" & pids+=($!)
     done
