@@ -131,13 +131,11 @@ enum Vector {
         while i < count { dx[i] = y[i] > 0 ? dy[i] : 0; i += 1 }
     }
 
-    /// Transposes a block-major [A, B, P] array to [B, A, P] (P contiguous); with `accumulate`,
-    /// adds into y instead. Split over the engine's threads by output rows b; within a worker,
+    /// Transposes a block-major [A, B, P] array to [B, A, P] (P contiguous). Split over the engine's threads by output rows b; within a worker,
     /// 16 b's at a time so both the reads (16·P contiguous floats of one a) and the writes
     /// (16 output rows) stay on few cache lines. P is small here (a kernel's taps), so the
     /// inner copy is a plain loop rather than a memcpy call per block.
-    static func permuteBlocks(_ x: UnsafePointer<Float>, to y: UnsafeMutablePointer<Float>, a: Int, b: Int, inner: Int,
-                              accumulate: Bool = false) {
+    static func permuteBlocks(_ x: UnsafePointer<Float>, to y: UnsafeMutablePointer<Float>, a: Int, b: Int, inner: Int) {
         let tile = 16
         let tiles = (b + tile - 1) / tile
         Parallel.forEach(tiles, minimumWork: tile * a * inner) { blockIndex in
@@ -147,11 +145,7 @@ enum Vector {
                 for j in j0..<j1 {
                     let from = source + j * inner
                     let to = y + (j * a + i) * inner
-                    if accumulate {
-                        for p in 0..<inner { to[p] += from[p] }
-                    } else {
-                        for p in 0..<inner { to[p] = from[p] }
-                    }
+                    for p in 0..<inner { to[p] = from[p] }
                 }
             }
         }

@@ -8,7 +8,10 @@
 /// - `.naive`: the chain itself, three convs (the paper's form; costs ≈ r²× the compact conv).
 /// - `.online`: collapse W once per step, run ONE compact conv, and push dW back onto the
 ///   factors: dF₂ = Σₜ dWₜ·(F₁ₜF₀)ᵀ, dF₁ₜ = F₂ᵀ·dWₜ·F₀ᵀ, dF₀ = Σₜ (F₂F₁ₜ)ᵀ·dWₜ. Its extra cost is
-///   ≈ 3·r²·Cin²·Cout·k² multiply-adds per step, independent of the batch.
+///   ≈ 3·r²·Cin²·Cout·k² multiply-adds per step, independent of the batch. The products are
+///   grouped around G = F₂·F₁ and E = dW·F₀ᵀ (both [Cout, h₁, taps]) so that F₁ and its
+///   gradient are only ever read and written in their own layout: the tap permutes touch
+///   Cout-sized tensors, not the r²-times larger middle factor.
 /// `.automatic` picks, per layer and batch size, the mode with fewer multiply-adds.
 /// Inference (eval-mode caches) always runs the chain: it is read-only and thread-safe.
 public final class ExpandedChain: Layer {
@@ -80,22 +83,20 @@ public final class ExpandedChain: Layer {
     }
 
     final class OnlineCache: LayerCache {
-        let compact: LayerCache?          // Conv2D cache (conv chains)
-        let weight: FloatBuffer           // W [Cout, Cin·taps]
-        let weightGradient: FloatBuffer   // dW
-        let product: FloatBuffer          // A = F₁·F₀ [h₂, Cin·taps]
-        let productGradient: FloatBuffer  // dA
-        let swapped: FloatBuffer          // [Cin, h₂·taps] or [h₁, h₂·taps] scratch
-        let middlePermuted: FloatBuffer   // F₁ as [h₁, h₂·taps]
+        let compact: LayerCache?            // Conv2D cache (conv chains)
+        let weight: FloatBuffer             // W [Cout, Cin·taps]
+        let weightGradient: FloatBuffer     // dW
+        let outer: FloatBuffer              // G = F₂·F₁ [Cout, h₁·taps]; in backward E [Cout, h₁·taps]
+        let outerPermuted: FloatBuffer      // G' [h₁, Cout·taps] (kept for backward); then E'
+        let weightPermuted: FloatBuffer     // W' [Cin, Cout·taps]; in backward dW'
         init(batch: Int, chain: ExpandedChain) throws {
             compact = try chain.compactConv?.makeCache(batch: batch, training: true)
             let k = chain.inputs * chain.taps
             weight = try FloatBuffer(count: chain.outputs * k)
             weightGradient = try FloatBuffer(count: chain.outputs * k)
-            product = try FloatBuffer(count: chain.hiddenOut * k)
-            productGradient = try FloatBuffer(count: chain.hiddenOut * k)
-            swapped = try FloatBuffer(count: max(chain.inputs, chain.hiddenIn) * chain.hiddenOut * chain.taps)
-            middlePermuted = try FloatBuffer(count: chain.hiddenIn * chain.hiddenOut * chain.taps)
+            outer = try FloatBuffer(count: chain.outputs * chain.hiddenIn * chain.taps)
+            outerPermuted = try FloatBuffer(count: chain.outputs * chain.hiddenIn * chain.taps)
+            weightPermuted = try FloatBuffer(count: chain.outputs * k)
             super.init(batch: batch, training: true)
         }
     }
@@ -105,41 +106,46 @@ public final class ExpandedChain: Layer {
         return try path.makeCache(batch: batch, training: training)
     }
 
-    /// W = F₂ · A with A[o, c, t] = Σᵢ F₁[o, i, t] · F₀[i, c], via two GEMMs:
-    /// A' [Cin, h₂·taps] = F₀ᵀ · F₁'' (F₁ permuted to [h₁, h₂, taps]), then A = A' permuted.
+    /// W[co, c, t] = Σᵢ G[co, i, t] · F₀[i, c] with G = F₂·F₁ (F₁ read as [h₂, h₁·taps], its
+    /// layout): G = F₂·F₁, G' = G as [h₁, Cout·taps], W' = F₀ᵀ·G' [Cin, Cout·taps], W = W' as
+    /// [Cout, Cin·taps]. G' stays in the cache for `distribute`.
     func collapse(into cache: OnlineCache) {
         let (cin, h1, h2, cout, t) = (inputs, hiddenIn, hiddenOut, outputs, taps)
-        Vector.permuteBlocks(middle.value.pointer, to: cache.middlePermuted.pointer, a: h2, b: h1, inner: t)
-        BLAS.gemm(transposeA: true, transposeB: false, m: cin, n: h2 * t, k: h1,
-                  a: first.value.pointer, lda: cin, b: cache.middlePermuted.pointer, ldb: h2 * t,
-                  beta: 0, c: cache.swapped.pointer, ldc: h2 * t)
-        Vector.permuteBlocks(cache.swapped.pointer, to: cache.product.pointer, a: cin, b: h2, inner: t)
-        BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: cin * t, k: h2,
-                  a: last.value.pointer, lda: h2, b: cache.product.pointer, ldb: cin * t,
-                  beta: 0, c: cache.weight.pointer, ldc: cin * t)
+        BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: h1 * t, k: h2,
+                  a: last.value.pointer, lda: h2, b: middle.value.pointer, ldb: h1 * t,
+                  beta: 0, c: cache.outer.pointer, ldc: h1 * t)
+        Vector.permuteBlocks(cache.outer.pointer, to: cache.outerPermuted.pointer, a: cout, b: h1, inner: t)
+        BLAS.gemm(transposeA: true, transposeB: false, m: cin, n: cout * t, k: h1,
+                  a: first.value.pointer, lda: cin, b: cache.outerPermuted.pointer, ldb: cout * t,
+                  beta: 0, c: cache.weightPermuted.pointer, ldc: cout * t)
+        Vector.permuteBlocks(cache.weightPermuted.pointer, to: cache.weight.pointer, a: cin, b: cout, inner: t)
     }
 
-    /// Pushes dW (in cache.weightGradient) onto the factors' gradients (+=).
+    /// Pushes dW (in cache.weightGradient) onto the factors' gradients (+=), with dW' = dW as
+    /// [Cin, Cout·taps] and E[co, i, t] = Σ_c dW[co, c, t]·F₀[i, c]:
+    ///   dF₀ += G'·dW'ᵀ,  E' = F₀·dW' [h₁, Cout·taps] → E,  dF₁ += F₂ᵀ·E,  dF₂ += E·F₁ᵀ.
     func distribute(_ cache: OnlineCache) {
         let (cin, h1, h2, cout, t) = (inputs, hiddenIn, hiddenOut, outputs, taps)
         guard let g0 = first.gradient?.pointer, let g1 = middle.gradient?.pointer, let g2 = last.gradient?.pointer else { return }
-        let dW = cache.weightGradient.pointer
-        // dF₂ += dW · Aᵀ
-        BLAS.gemm(transposeA: false, transposeB: true, m: cout, n: h2, k: cin * t,
-                  a: dW, lda: cin * t, b: cache.product.pointer, ldb: cin * t, beta: 1, c: g2, ldc: h2)
-        // dA = F₂ᵀ · dW  [h₂, Cin·taps] → dA' [Cin, h₂·taps]
-        BLAS.gemm(transposeA: true, transposeB: false, m: h2, n: cin * t, k: cout,
-                  a: last.value.pointer, lda: h2, b: dW, ldb: cin * t, beta: 0, c: cache.productGradient.pointer, ldc: cin * t)
-        Vector.permuteBlocks(cache.productGradient.pointer, to: cache.swapped.pointer, a: h2, b: cin, inner: t)
-        // dF₀ += F₁'' · dA'ᵀ  [h₁, Cin]
-        BLAS.gemm(transposeA: false, transposeB: true, m: h1, n: cin, k: h2 * t,
-                  a: cache.middlePermuted.pointer, lda: h2 * t, b: cache.swapped.pointer, ldb: h2 * t,
+        let gradientPermuted = cache.weightPermuted.pointer
+        Vector.permuteBlocks(cache.weightGradient.pointer, to: gradientPermuted, a: cout, b: cin, inner: t)
+        // dF₀ [h₁, Cin] += G' · dW'ᵀ
+        BLAS.gemm(transposeA: false, transposeB: true, m: h1, n: cin, k: cout * t,
+                  a: cache.outerPermuted.pointer, lda: cout * t, b: gradientPermuted, ldb: cout * t,
                   beta: 1, c: g0, ldc: cin)
-        // dF₁'' = F₀ · dA' [h₁, h₂·taps], then permuted back to [h₂, h₁, taps] and added.
-        BLAS.gemm(transposeA: false, transposeB: false, m: h1, n: h2 * t, k: cin,
-                  a: first.value.pointer, lda: cin, b: cache.swapped.pointer, ldb: h2 * t,
-                  beta: 0, c: cache.middlePermuted.pointer, ldc: h2 * t)
-        Vector.permuteBlocks(cache.middlePermuted.pointer, to: g1, a: h1, b: h2, inner: t, accumulate: true)
+        // E' = F₀ · dW' [h₁, Cout·taps] (G' is no longer needed), then E [Cout, h₁·taps]
+        BLAS.gemm(transposeA: false, transposeB: false, m: h1, n: cout * t, k: cin,
+                  a: first.value.pointer, lda: cin, b: gradientPermuted, ldb: cout * t,
+                  beta: 0, c: cache.outerPermuted.pointer, ldc: cout * t)
+        Vector.permuteBlocks(cache.outerPermuted.pointer, to: cache.outer.pointer, a: h1, b: cout, inner: t)
+        // dF₁ [h₂, h₁·taps] += F₂ᵀ · E, straight into F₁'s layout
+        BLAS.gemm(transposeA: true, transposeB: false, m: h2, n: h1 * t, k: cout,
+                  a: last.value.pointer, lda: h2, b: cache.outer.pointer, ldb: h1 * t,
+                  beta: 1, c: g1, ldc: h1 * t)
+        // dF₂ [Cout, h₂] += E · F₁ᵀ
+        BLAS.gemm(transposeA: false, transposeB: true, m: cout, n: h2, k: h1 * t,
+                  a: cache.outer.pointer, lda: h1 * t, b: middle.value.pointer, ldb: h1 * t,
+                  beta: 1, c: g2, ldc: h2)
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool) {
