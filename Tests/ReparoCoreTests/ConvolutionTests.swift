@@ -144,20 +144,20 @@ struct ConvolutionTests {
 
     @Test("The padded-width path split over threads: forward equals the definition, backward equals the im2col path")
     func paddedWidthSplit() throws {
-        // 16→17 channels on 32×32: every product ≥ 2²⁰ multiply-adds, so the GEMMs are cut
+        // 32→33 channels on 32×32: every product ≥ 2²² multiply-adds, so the GEMMs are cut
         // into column pieces (batch 1: one tile) or run per group (batch 3: tiles of 1).
         guard VectorKernels.available else { return }   // the path needs the kernels
         var generator = SeededGenerator(seed: 99)
         for batch in [1, 3] {
-            let layer = try Conv2D(name: "conv", input: FeatureShape(channels: 16, height: 32, width: 32),
-                                   outputChannels: 17, kernelSize: 3, stride: 1, padding: 1, bias: true)
+            let layer = try Conv2D(name: "conv", input: FeatureShape(channels: 32, height: 32, width: 32),
+                                   outputChannels: 33, kernelSize: 3, stride: 1, padding: 1, bias: true)
             let weight = GradientCheck.normal(layer.weight.count, generator: &generator)
-            let biasValues = GradientCheck.normal(17, generator: &generator)
+            let biasValues = GradientCheck.normal(33, generator: &generator)
             fill(layer.weight, weight)
             if let bias = layer.bias { fill(bias, biasValues) }
             let x = GradientCheck.normal(batch * layer.inputShape.count, generator: &generator)
-            let expected = referenceConvolution(x, batch: batch, channels: 16, height: 32, width: 32, weight: weight,
-                                                bias: biasValues, outputChannels: 17, kernel: 3, stride: 1, padding: 1)
+            let expected = referenceConvolution(x, batch: batch, channels: 32, height: 32, width: 32, weight: weight,
+                                                bias: biasValues, outputChannels: 33, kernel: 3, stride: 1, padding: 1)
             layer.paddedWidthOverride = true
             let y = try forward(layer, batch: batch, input: x)
             let (error, scale) = maximumError(y, expected)

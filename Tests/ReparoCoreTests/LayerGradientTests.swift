@@ -93,8 +93,8 @@ private let convolutionCases: [ConvolutionGradientCase] = [
           imagesPerTile: 1, paddedWidth: true),
     .init(inputChannels: 4, outputChannels: 6, height: 4, width: 7, kernel: 3, stride: 1, padding: 1, batch: 5, bias: true,
           imagesPerTile: 2, paddedWidth: true),
-    // Large enough (≥ 2²⁰ multiply-adds per product) for its GEMMs to be split over threads.
-    .init(inputChannels: 16, outputChannels: 17, height: 32, width: 32, kernel: 3, stride: 1, padding: 1, batch: 1,
+    // Large enough (≥ 2²² multiply-adds per product) for its GEMMs to be split over threads.
+    .init(inputChannels: 32, outputChannels: 33, height: 32, width: 32, kernel: 3, stride: 1, padding: 1, batch: 1,
           bias: true, paddedWidth: true),
     .init(inputChannels: 2, outputChannels: 3, height: 6, width: 5, kernel: 5, stride: 1, padding: 2, batch: 2, bias: true,
           paddedWidth: true),
