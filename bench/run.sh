@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Reparo's benchmark, one run: engine micro-benchmarks (reparo-bench) then Reparo against
 # PyTorch and ONNX Runtime (peers.py), 2 threads everywhere. Writes bench/results/<date>.json
-# (or $BENCH_OUT)
-# and prints markdown tables. Takes about 8 minutes on 2 cores. See bench/README.md.
+# (or $BENCH_OUT) and prints markdown tables. Takes about 8 minutes on 2 cores. See bench/README.md.
 #   bench/run.sh              build, wait for a quiet CPU, run everything
 #   bench/run.sh --no-build   reuse the built library and bench binary
 #   REPS=10 BENCH_QUIET_WAIT=300 bench/run.sh

@@ -7,7 +7,7 @@
 // the last columns) and each A element of the tile's rows is broadcast against it. k runs in
 // blocks of 256 so a tile's slice of B (256 × 32 floats, 32 KiB) stays in L1 while every row
 // block of A passes over it. Neither operand is packed: A's elements are read in place (with
-// m ≤ 96 or a small A, all of it stays in L1/L2) and B's rows are streamed.
+// m ≤ 160 or a small A, all of it stays in L1/L2) and B's rows are streamed.
 //
 // Functions carry target("avx512f") rather than the file being compiled with -mavx512f, so
 // the library still loads and runs (on OpenBLAS) on CPUs without AVX-512.

@@ -1,13 +1,12 @@
 // AVX-512 C = A·Bᵀ with the summed dimension contiguous in both operands (see the header).
 //
-// (The row loops carry unroll(full): with the segment loop around them clang stops unrolling
-// them on its own, and the accumulators spill: half the speed.)
-//
 // Inner-product blocking: a tile of 4 rows of A × 6 rows of B keeps 24 vector accumulators of
 // 16 partial sums each; per 16 values of k it loads 4 + 6 vectors for 24 FMAs, then each
 // accumulator is reduced to one C element. The loop over A's row blocks is the inner one, so
 // each block of 6 rows of B is read from memory once and stays in L1 while all of A (≤ 96 rows
-// in the shapes this kernel is chosen for) streams from L2.
+// in the shapes this kernel is chosen for) streams from L2. The row loops carry
+// unroll(full): with the segment loop around them clang stopped unrolling them on its own,
+// and the spilled accumulators halved the speed.
 #include "vector_kernels.h"
 
 #include <immintrin.h>
