@@ -187,6 +187,57 @@ struct ConvolutionTests {
         }
     }
 
+    @Test("The small-plane path: forward equals the definition, backward equals the im2col path",
+          arguments: [(2, 2, 3, 1, 1), (1, 3, 3, 1, 1), (2, 2, 3, 2, 1), (3, 3, 5, 2, 1), (1, 1, 3, 1, 1), (2, 2, 5, 1, 2)])
+    func smallPlane(height: Int, width: Int, kernel: Int, stride: Int, padding: Int) throws {
+        var generator = SeededGenerator(seed: UInt64(100 * height + 10 * kernel + stride))
+        // 9 images of 5→7 channels, then 17 of 160→161 (products of ≥ 2²² multiply-adds on the
+        // 2×2 planes: the GEMMs are split over threads).
+        for (batch, channels, outputChannels) in [(9, 5, 7), (17, 160, 161)] {
+            let layer = try Conv2D(name: "conv", input: FeatureShape(channels: channels, height: height, width: width),
+                                   outputChannels: outputChannels, kernelSize: kernel, stride: stride, padding: padding,
+                                   bias: true)
+            let minimum = SmallPlaneConvolution.minimumBatch
+            #expect(SmallPlaneConvolution.applies(to: layer, batch: minimum, forced: nil), "taken by default at batch \(minimum)")
+            #expect(!SmallPlaneConvolution.applies(to: layer, batch: minimum - 1, forced: nil))
+            let weight = GradientCheck.normal(layer.weight.count, generator: &generator)
+            let biasValues = GradientCheck.normal(outputChannels, generator: &generator)
+            fill(layer.weight, weight)
+            if let bias = layer.bias { fill(bias, biasValues) }
+            let x = GradientCheck.normal(batch * layer.inputShape.count, generator: &generator)
+            let expected = referenceConvolution(x, batch: batch, channels: channels, height: height, width: width,
+                                                weight: weight, bias: biasValues, outputChannels: outputChannels,
+                                                kernel: kernel, stride: stride, padding: padding)
+            let dy = GradientCheck.normal(batch * layer.outputShape.count, generator: &generator)
+            func run(smallPlane: Bool) throws -> (y: [Float], dx: [Float], dW: [Float], db: [Float]) {
+                layer.smallPlaneOverride = smallPlane
+                let cache = try layer.makeCache(batch: batch, training: true)
+                #expect(((cache as? Conv2D.Cache)?.smallPlane != nil) == smallPlane)
+                let input = try FloatBuffer(x), output = try FloatBuffer(count: dy.count)
+                let gradient = try FloatBuffer(dy), dx = try FloatBuffer(count: x.count)
+                output.buffer.update(repeating: .nan)
+                dx.buffer.update(repeating: .nan)
+                layer.weight.gradient?.zero()
+                layer.bias?.gradient?.zero()
+                // Twice, as a trainer does: the second forward must rebuild the map, not add to it.
+                layer.forward(input.pointer, output.pointer, cache: cache, training: true)
+                layer.forward(input.pointer, output.pointer, cache: cache, training: true)
+                layer.backward(input.pointer, output.pointer, gradient.pointer, dx.pointer, cache: cache)
+                return (output.array, dx.array, layer.weight.gradient?.array ?? [], layer.bias?.gradient?.array ?? [])
+            }
+            let small = try run(smallPlane: true), reference = try run(smallPlane: false)
+            let label = "\(channels)→\(outputChannels) \(height)×\(width) k\(kernel) s\(stride) p\(padding) n\(batch)"
+            let (error, scale) = maximumError(small.y, expected)
+            #expect(error <= 1e-4 * scale, "\(label): forward error \(error), scale \(scale)")
+            // Both paths sum up to 9·160 unit-scale products (dx, dW: over 17 images) in
+            // different orders; 1e-5 relative is ≈ 10 × √n·u.
+            for (name, a, b) in [("dx", small.dx, reference.dx), ("dW", small.dW, reference.dW),
+                                 ("db", small.db, reference.db)] {
+                #expect(TestSupport.relativeError(a, b) <= 1e-5, "\(label) \(name): \(TestSupport.relativeError(a, b))")
+            }
+        }
+    }
+
     // MARK: Linear
 
     @Test("Linear forward equals the definition y = W·x + b",
@@ -258,6 +309,35 @@ struct ConvolutionTests {
                              0, 0, 0, 0,
                              3, 0, 4, 0,
                              0, 0, 0, 0])
+    }
+
+    @Test("MaxPool2D with ties and NaNs: the first maximum (or first NaN) of each window wins, in value and gradient",
+          arguments: [(kernel: 2, stride: 2, height: 6, width: 9), (kernel: 3, stride: 2, height: 7, width: 8),
+                      (kernel: 2, stride: 1, height: 4, width: 5)])
+    func maxPoolTiesAndNaNs(kernel: Int, stride: Int, height: Int, width: Int) throws {
+        var generator = SeededGenerator(seed: 24)
+        let channels = 5, batch = 2, planes = batch * channels
+        let layer = MaxPool2D(name: "pool", input: FeatureShape(channels: channels, height: height, width: width),
+                              kernelSize: kernel, stride: stride)
+        let x: [Float] = (0..<(batch * layer.inputShape.count)).map { _ in
+            generator.nextInt(below: 11) == 0 ? .nan : -1 - Float(generator.nextInt(below: 3))
+        }
+        let (values, indices) = TestSupport.maxPool(x, planes: planes, height: height, width: width, kernel: kernel,
+                                                    stride: stride)
+        for training in [false, true] {
+            let y = try forward(layer, batch: batch, input: x, training: training)
+            #expect(y.map(\.bitPattern) == values.map(\.bitPattern), "training \(training)")
+        }
+        // Backward sends output o's gradient (here o + 1) to its winner only.
+        let cache = try layer.makeCache(batch: batch, training: true)
+        let input = try FloatBuffer(x), y = try FloatBuffer(count: values.count)
+        let dy = try FloatBuffer((0..<values.count).map { Float($0 + 1) }), dx = try FloatBuffer(count: x.count)
+        layer.forward(input.pointer, y.pointer, cache: cache, training: true)
+        layer.backward(input.pointer, y.pointer, dy.pointer, dx.pointer, cache: cache)
+        var expected = [Float](repeating: 0, count: x.count)
+        let perPlane = values.count / planes
+        for (o, index) in indices.enumerated() { expected[(o / perPlane) * height * width + index] += Float(o + 1) }
+        #expect(dx.array == expected)
     }
 
     @Test("AvgPool2D forward equals the definition (windowed, floor mode, and global)",

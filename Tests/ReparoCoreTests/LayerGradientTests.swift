@@ -58,10 +58,13 @@ struct ConvolutionGradientCase: Sendable, CustomTestStringConvertible {
     var imagesPerTile: Int? = nil
     /// Forces the padded-width (implicit GEMM) path of a same conv; see PaddedWidthConvolution.
     var paddedWidth: Bool = false
+    /// Forces the dense-map path of a conv on a tiny plane; see SmallPlaneConvolution.
+    var smallPlane: Bool = false
 
     var testDescription: String {
         "\(inputChannels)→\(outputChannels) \(height)×\(width) k\(kernel) s\(stride) p\(padding) n\(batch)\(bias ? " bias" : "")"
             + (imagesPerTile.map { " tiles of \($0)" } ?? "") + (paddedWidth ? " padded width" : "")
+            + (smallPlane ? " small plane" : "")
     }
 }
 
@@ -98,6 +101,18 @@ private let convolutionCases: [ConvolutionGradientCase] = [
           bias: true, paddedWidth: true),
     .init(inputChannels: 2, outputChannels: 3, height: 6, width: 5, kernel: 5, stride: 1, padding: 2, batch: 2, bias: true,
           paddedWidth: true),
+    // The small-plane path (one dense map per batch): 2×2 same conv, a 1×2 plane, stride 2
+    // onto one output, a 5×5 kernel, a 1×1 plane; odd channel counts, with and without bias.
+    .init(inputChannels: 5, outputChannels: 7, height: 2, width: 2, kernel: 3, stride: 1, padding: 1, batch: 3, bias: true,
+          smallPlane: true),
+    .init(inputChannels: 3, outputChannels: 4, height: 1, width: 2, kernel: 3, stride: 1, padding: 1, batch: 2, bias: false,
+          smallPlane: true),
+    .init(inputChannels: 4, outputChannels: 3, height: 2, width: 2, kernel: 3, stride: 2, padding: 1, batch: 2, bias: true,
+          smallPlane: true),
+    .init(inputChannels: 3, outputChannels: 5, height: 2, width: 2, kernel: 5, stride: 1, padding: 2, batch: 2, bias: true,
+          smallPlane: true),
+    .init(inputChannels: 6, outputChannels: 5, height: 1, width: 1, kernel: 3, stride: 1, padding: 1, batch: 4, bias: true,
+          smallPlane: true),
 ]
 
 @Suite("Layer gradients")
@@ -109,7 +124,12 @@ struct LayerGradientTests {
                                padding: c.padding, bias: c.bias)
         layer.tileColumnLimit = c.imagesPerTile.map { $0 * layer.outputShape.spatial }
         layer.paddedWidthOverride = c.paddedWidth
+        layer.smallPlaneOverride = c.smallPlane
         if c.imagesPerTile != nil { #expect(layer.tiling(batch: c.batch).tiles > 1) }
+        if c.smallPlane {
+            let cache = try layer.makeCache(batch: c.batch, training: true) as? Conv2D.Cache
+            #expect(cache?.smallPlane != nil, "the small-plane path applies to this geometry")
+        }
         if c.paddedWidth {
             let cache = try layer.makeCache(batch: c.batch, training: true) as? Conv2D.Cache
             // Taken wherever the kernels are (scripts/test.sh makes sure they are on AVX-512 CPUs).

@@ -9,6 +9,34 @@ enum TestSupport {
     }
 
     /// max |a − b| / max |b|: the error measure every equivalence test states its tolerance in.
+    /// Max pooling by definition (floor mode), per output: the winning value and its index in
+    /// the input plane — the first maximum of the window in row-major order, or its first NaN.
+    static func maxPool(_ x: [Float], planes: Int, height: Int, width: Int, kernel: Int,
+                        stride: Int) -> (values: [Float], indices: [Int]) {
+        let outHeight = (height - kernel) / stride + 1, outWidth = (width - kernel) / stride + 1
+        var values: [Float] = [], indices: [Int] = []
+        for plane in 0..<planes {
+            for oh in 0..<outHeight {
+                for ow in 0..<outWidth {
+                    var winner: Int? = nil
+                    for u in 0..<kernel {
+                        for v in 0..<kernel {
+                            let index = (oh * stride + u) * width + ow * stride + v
+                            let value = x[plane * height * width + index]
+                            guard let current = winner else { winner = index; continue }
+                            let best = x[plane * height * width + current]
+                            if best.isNaN { continue }
+                            if value.isNaN || value > best { winner = index }
+                        }
+                    }
+                    indices.append(winner!)
+                    values.append(x[plane * height * width + winner!])
+                }
+            }
+        }
+        return (values, indices)
+    }
+
     static func relativeError(_ a: [Float], _ b: [Float]) -> Double {
         precondition(a.count == b.count)
         var difference = 0.0, scale = 0.0

@@ -265,6 +265,40 @@ struct VectorKernelTests {
         }
     }
 
+    @Test("2×2 max pooling equals the definition: values bit for bit, winners' indices, ties and NaNs (widths 2–35)")
+    func maxPool() throws {
+        guard cpuHasAVX512 else {
+            print("skipped: this CPU has no AVX-512F")
+            return
+        }
+        var generator = SeededGenerator(seed: 77)
+        for height in [2, 3, 5, 8] {
+            for width in [2, 3, 4, 7, 8, 16, 31, 32, 33, 35] {
+                let planes = 3, count = planes * height * width
+                // Few distinct values (many ties), some NaNs, all negative (a max from 0 would fail).
+                let x: [Float] = (0..<count).map { _ in
+                    generator.nextInt(below: 13) == 0 ? .nan : -1 - Float(generator.nextInt(below: 4))
+                }
+                let (values, indices) = TestSupport.maxPool(x, planes: planes, height: height, width: width, kernel: 2,
+                                                            stride: 2)
+                let outputs = values.count
+                let input = try FloatBuffer(x)
+                let y = try FloatBuffer(count: outputs + 1)  // one float past the outputs: must stay untouched
+                y.buffer.update(repeating: 42)
+                var argmax = [Int32](repeating: -7, count: outputs + 1)
+                argmax.withUnsafeMutableBufferPointer { max_pool_2x2(input.pointer, planes, height, width, y.pointer, $0.baseAddress) }
+                let label = "\(height)×\(width)"
+                #expect(Array(y.array.prefix(outputs)).map(\.bitPattern) == values.map(\.bitPattern), "values \(label)")
+                #expect(argmax.prefix(outputs).map(Int.init) == indices, "indices \(label)")
+                #expect(y.array.last == 42 && argmax.last == -7, "wrote past the outputs \(label)")
+                // Without indices (inference): the same values.
+                let values2 = try FloatBuffer(count: outputs)
+                max_pool_2x2(input.pointer, planes, height, width, values2.pointer, nil)
+                #expect(values2.array.map(\.bitPattern) == values.map(\.bitPattern), "values without indices \(label)")
+            }
+        }
+    }
+
     @Test("The engine uses the kernels when the test script asks for an optimized build on an AVX-512 CPU")
     func engineUsesKernels() {
         // scripts/test.sh compiles the C targets with -O2 and sets REPARO_EXPECT_VECTOR_KERNELS=1,

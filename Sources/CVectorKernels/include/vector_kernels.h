@@ -80,4 +80,11 @@ void pad_planes(const float *source, long planes, long height, long width, long 
 void crop_planes(const float *source, long planes, long height, long width, long row_stride, long plane_stride,
                  const float *bias, float *target);
 
+/// 2×2, stride-2 max pooling (floor mode: an odd last row or column is dropped) of planes
+/// [planes, height, width] into y [planes, height/2, width/2]. When argmax is not NULL it
+/// receives, per output, the index in its input plane of the winner: the first maximum in the
+/// order (0,0), (0,1), (1,0), (1,1), or the first NaN, which wins over any number. Indices must
+/// fit an int (the caller checks height · width).
+void max_pool_2x2(const float *x, long planes, long height, long width, float *y, int *argmax);
+
 #endif

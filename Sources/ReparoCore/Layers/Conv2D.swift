@@ -6,7 +6,8 @@
 /// See `ConvolutionTiling` for how a batch is cut. Backward recomputes a tile's columns from x
 /// rather than keeping the whole batch's (K × N·P floats: hundreds of MiB on early layers).
 /// Stride-1 same convs on large planes skip the column matrix altogether when the AVX-512
-/// kernels are present: see `PaddedWidthConvolution`.
+/// kernels are present: see `PaddedWidthConvolution`; convs on planes of a few positions (2×2)
+/// run as one dense map per batch: see `SmallPlaneConvolution`.
 public final class Conv2D: Layer {
     public let name: String
     public let inputShape: FeatureShape
@@ -21,6 +22,8 @@ public final class Conv2D: Layer {
     var tileColumnLimit: Int?
     /// Forces the padded-width path on (or off) where it applies (tests); nil = by plane width.
     var paddedWidthOverride: Bool?
+    /// Forces the small-plane path on (or off) where it applies (tests); nil = by batch size.
+    var smallPlaneOverride: Bool?
 
     public convenience init(name: String, input: FeatureShape, outputChannels: Int, kernelSize: Int, stride: Int,
                             padding: Int, bias: Bool) throws {
@@ -99,6 +102,18 @@ public final class Conv2D: Layer {
         }
     }
 
+    /// The map T and its gradient of the small-plane path (`SmallPlaneConvolution`).
+    final class SmallPlaneWorkspace {
+        let plan: SmallPlaneConvolution
+        let matrix: FloatBuffer          // T [Cout·P, Cin·Q]; entries no tap links stay zero
+        let matrixGradient: FloatBuffer  // dT, same shape (training)
+        init(plan: SmallPlaneConvolution, training: Bool) throws {
+            self.plan = plan
+            matrix = try FloatBuffer(count: plan.rows * plan.columns)
+            matrixGradient = try FloatBuffer(count: training ? plan.rows * plan.columns : 0)
+        }
+    }
+
     /// Per-group workspaces, sized for one tile: a group's tiles run one after another on one worker.
     final class Cache: LayerCache {
         let tiling: ConvolutionTiling
@@ -107,11 +122,23 @@ public final class Conv2D: Layer {
         let columnGradients: [FloatBuffer]  // [K, T]: Wᵀ · dYᵀ before col2im
         let partials: [FloatBuffer]         // groups 1..<G: their dW [Cout·K] then db [Cout]
         let paddedWidth: PaddedWidthWorkspace?  // instead of the three above, where that path applies
+        let smallPlane: SmallPlaneWorkspace?    // instead of all of the above, where that path applies
         init(conv: Conv2D, batch: Int, training: Bool) throws {
             let tiling = conv.tiling(batch: batch)
             let partialCount = conv.weight.count + conv.outputShape.channels
             let groups = 0..<tiling.groups
             self.tiling = tiling
+            if SmallPlaneConvolution.applies(to: conv, batch: batch, forced: conv.smallPlaneOverride) {
+                smallPlane = try SmallPlaneWorkspace(plan: SmallPlaneConvolution(conv: conv), training: training)
+                partials = []
+                paddedWidth = nil
+                columns = []
+                staging = []
+                columnGradients = []
+                super.init(batch: batch, training: training)
+                return
+            }
+            smallPlane = nil
             partials = try groups.dropFirst().map { _ in try FloatBuffer(count: training ? partialCount : 0) }
             if PaddedWidthConvolution.applies(to: conv, forced: conv.paddedWidthOverride) {
                 let plan = PaddedWidthConvolution(inputChannels: conv.inputShape.channels,
@@ -150,6 +177,11 @@ public final class Conv2D: Layer {
 
     /// y = conv(x) with the given weight (the online-collapsed chain passes its collapsed kernel).
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: Cache, weight w: UnsafePointer<Float>) {
+        if let workspace = cache.smallPlane {
+            workspace.plan.forward(x, y, batch: cache.batch, weight: w, bias: bias.map { UnsafePointer($0.value.pointer) },
+                                   matrix: workspace.matrix.pointer)
+            return
+        }
         let tiling = cache.tiling
         let inside = tiling.groups == 1
         if let workspace = cache.paddedWidth {
@@ -224,10 +256,16 @@ public final class Conv2D: Layer {
     /// partials, which are added afterwards in group order (a fixed order: deterministic).
     func backward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
                   cache: Cache, weight w: UnsafePointer<Float>, weightGradient: UnsafeMutablePointer<Float>?) {
+        let biasGradient = bias?.gradient?.pointer
+        if let workspace = cache.smallPlane {
+            workspace.plan.backward(x, dy, dx, batch: cache.batch, matrix: workspace.matrix.pointer,
+                                    matrixGradient: workspace.matrixGradient.pointer, weightGradient: weightGradient,
+                                    biasGradient: biasGradient)
+            return
+        }
         let tiling = cache.tiling
         let inside = tiling.groups == 1
         let weightCount = weight.count
-        let biasGradient = bias?.gradient?.pointer
         if dx != nil, let workspace = cache.paddedWidth { workspace.plan.rotate(w, into: workspace.rotatedWeight.pointer) }
         tiling.runGroups { group in
             var dW = weightGradient, db = biasGradient

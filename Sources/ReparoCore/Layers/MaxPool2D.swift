@@ -1,5 +1,8 @@
+import CVectorKernels
+
 /// Max pooling, square window `kernelSize`, `stride`, no padding (floor mode, as PyTorch).
-/// Backward routes each output gradient to the arg-max input (first maximum on ties).
+/// Backward routes each output gradient to the arg-max input (first maximum on ties, first
+/// NaN if any).
 public final class MaxPool2D: Layer {
     public let name: String
     public let inputShape: FeatureShape
@@ -40,28 +43,43 @@ public final class MaxPool2D: Layer {
         let record = cache.count > 0
         let planes = cache.batch * inputShape.channels
         let inPlane = inputShape.spatial, outPlane = outputShape.spatial
+        // 2×2 windows, stride 2 (every pool of VGG): the AVX-512 kernel, same results.
+        // (Argmax indices are Int32: a plane of more than 2³¹ floats cannot be allocated.)
+        let vector = kernelSize == 2 && stride == 2 && VectorKernels.available
+        // Planes are independent: split them over the engine's threads, in runs of planes.
+        let runs = min(planes, 4 * Parallel.reductionGroups)
+        Parallel.forEach(runs, minimumWork: planes / max(runs, 1) * inPlane) { run in
+            let first = planes * run / runs, end = planes * (run + 1) / runs
+            if vector {
+                max_pool_2x2(x + first * inPlane, end - first, inputShape.height, inputShape.width, y + first * outPlane,
+                             record ? cache.argmax + first * outPlane : nil)
+                return
+            }
+            for plane in first..<end {
+                pool(x + plane * inPlane, y + plane * outPlane, argmax: record ? cache.argmax + plane * outPlane : nil)
+            }
+        }
+    }
+
+    /// One plane, any window and stride: the first maximum of each window in row-major scan
+    /// order wins, or its first NaN (a NaN beats any number; NaNs propagate like PyTorch's).
+    private func pool(_ source: UnsafePointer<Float>, _ target: UnsafeMutablePointer<Float>,
+                      argmax: UnsafeMutablePointer<Int32>?) {
         let w = inputShape.width
-        // Planes are independent: split them over the engine's threads.
-        Parallel.forEach(planes, minimumWork: inPlane) { plane in
-            let source = x + plane * inPlane
-            let target = y + plane * outPlane
-            let indices = cache.argmax + (record ? plane * outPlane : 0)
-            for oh in 0..<outputShape.height {
-                for ow in 0..<outputShape.width {
-                    var best = -Float.infinity
-                    var bestIndex = (oh * stride) * w + ow * stride
-                    for u in 0..<kernelSize {
-                        let row = (oh * stride + u) * w + ow * stride
-                        for v in 0..<kernelSize where source[row + v] > best || source[row + v].isNaN {
-                            best = source[row + v]
-                            bestIndex = row + v
-                            if best.isNaN { break }
-                        }
+        for oh in 0..<outputShape.height {
+            for ow in 0..<outputShape.width {
+                var bestIndex = (oh * stride) * w + ow * stride
+                var best = source[bestIndex]
+                for u in 0..<kernelSize {
+                    let row = (oh * stride + u) * w + ow * stride
+                    for v in 0..<kernelSize where source[row + v] > best || (source[row + v].isNaN && !best.isNaN) {
+                        best = source[row + v]
+                        bestIndex = row + v
                     }
-                    let o = oh * outputShape.width + ow
-                    target[o] = best
-                    if record { indices[o] = Int32(bestIndex) }
                 }
+                let o = oh * outputShape.width + ow
+                target[o] = best
+                argmax?[o] = Int32(bestIndex)
             }
         }
     }
