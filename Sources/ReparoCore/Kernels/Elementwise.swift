@@ -93,6 +93,60 @@ enum Vector {
         return total
     }
 
+    /// Σ x·(y − center)
+    @inline(__always)
+    static func centeredDot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, center: Float, count: Int) -> Float {
+        var lanes = Lanes()
+        let middle = Lanes(repeating: center)
+        var i = 0
+        while i + width <= count {
+            lanes += load(x + i) * (load(y + i) - middle)
+            i += width
+        }
+        var total = lanes.sum()
+        while i < count { total += x[i] * (y[i] - center); i += 1 }
+        return total
+    }
+
+    /// y = x·scale + shift
+    @inline(__always)
+    static func affine(_ x: UnsafePointer<Float>, scale: Float, shift: Float, to y: UnsafeMutablePointer<Float>, count: Int) {
+        let a = Lanes(repeating: scale), b = Lanes(repeating: shift)
+        var i = 0
+        while i + width <= count {
+            store(load(x + i) * a + b, y + i)
+            i += width
+        }
+        while i < count { y[i] = x[i] * scale + shift; i += 1 }
+    }
+
+    /// y = (x − center)·scale + shift
+    @inline(__always)
+    static func affine(_ x: UnsafePointer<Float>, center: Float, scale: Float, shift: Float,
+                       to y: UnsafeMutablePointer<Float>, count: Int) {
+        let m = Lanes(repeating: center), a = Lanes(repeating: scale), b = Lanes(repeating: shift)
+        var i = 0
+        while i + width <= count {
+            store((load(x + i) - m) * a + b, y + i)
+            i += width
+        }
+        while i < count { y[i] = (x[i] - center) * scale + shift; i += 1 }
+    }
+
+    /// dx = gain·dy − offset − slope·(x − center): BatchNorm's input gradient with x̂ recomputed.
+    @inline(__always)
+    static func normalizationGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, center: Float, gain: Float,
+                                      offset: Float, slope: Float, to dx: UnsafeMutablePointer<Float>, count: Int) {
+        let m = Lanes(repeating: center), k = Lanes(repeating: gain)
+        let o = Lanes(repeating: offset), s = Lanes(repeating: slope)
+        var i = 0
+        while i + width <= count {
+            store(k * load(dy + i) - o - s * (load(x + i) - m), dx + i)
+            i += width
+        }
+        while i < count { dx[i] = gain * dy[i] - offset - slope * (x[i] - center); i += 1 }
+    }
+
     /// True when every value is finite (no NaN, no ±∞): exponent bits not all ones.
     static func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool {
         let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)

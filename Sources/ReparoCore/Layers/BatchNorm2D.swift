@@ -32,69 +32,88 @@ public final class BatchNorm2D: Layer {
     public var parameters: [Parameter] { [scale, shift, runningMean, runningVariance] }
     public var multiplyAdds: Int { inputShape.count }
 
+    /// Per-channel statistics of a training batch. No x̂ is kept: backward recomputes it from x
+    /// (one activation-sized write less per step, and that much less memory).
     final class Cache: LayerCache {
-        let normalized: FloatBuffer?   // x̂ [N, C, H, W]
-        let inverseStd: FloatBuffer    // [C] of the batch (training) or running stats (eval)
-        init(batch: Int, training: Bool, count: Int, channels: Int) throws {
-            normalized = training ? try FloatBuffer(count: count) : nil
-            inverseStd = try FloatBuffer(count: channels)
+        let mean: FloatBuffer          // μ [C] of the batch (training)
+        let inverseStd: FloatBuffer    // 1/√(σ²+ε) [C] of the batch (training)
+        let groups: Int                // runs of images whose partial sums are reduced in order
+        let partials: UnsafeMutablePointer<Double>  // [groups, 2, C]
+        let gradientSums: FloatBuffer  // Σ dy [C], then Σ dy·x̂ [C] (backward)
+        init(batch: Int, training: Bool, channels: Int) throws {
+            gradientSums = try FloatBuffer(count: training ? 2 * channels : 0)
+            mean = try FloatBuffer(count: training ? channels : 0)
+            inverseStd = try FloatBuffer(count: training ? channels : 0)
+            groups = max(1, min(batch, Parallel.reductionGroups))
+            partials = .allocate(capacity: training ? groups * 2 * channels : 1)
             super.init(batch: batch, training: training)
         }
+        deinit { partials.deallocate() }
+
+        func images(ofGroup group: Int) -> Range<Int> { (batch * group / groups)..<(batch * (group + 1) / groups) }
     }
 
     public func makeCache(batch: Int, training: Bool) throws -> LayerCache {
-        try Cache(batch: batch, training: training, count: batch * inputShape.count, channels: inputShape.channels)
+        try Cache(batch: batch, training: training, channels: inputShape.channels)
     }
 
+    /// The work runs image by image (all channels of an image, in memory order), not channel by
+    /// channel: on VGG's 2×2 and 4×4 planes a channel's values are 16–64-byte pieces strided
+    /// by the whole image, and channel-major passes fetched each cache line once per channel
+    /// in it. Statistics are summed per run of images (a fixed number of runs, whatever the
+    /// thread count) in Double, then over the runs in order: results do not depend on threads.
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool) {
         let cache = unsafeDowncast(cache, to: Cache.self)
         let channels = inputShape.channels
         let plane = inputShape.spatial
         let batch = cache.batch
         let gamma = scale.value.pointer, beta = shift.value.pointer
-        guard training, let normalized = cache.normalized?.pointer else {
+        let imageSize = channels * plane
+        guard training, cache.training else {
             let mean = runningMean.value.pointer, variance = runningVariance.value.pointer
-            for c in 0..<channels {
-                let inverse = 1 / (variance[c] + Self.epsilon).squareRoot()
-                let a = gamma[c] * inverse, b = beta[c] - mean[c] * a
-                for n in 0..<batch {
-                    let offset = (n * channels + c) * plane
-                    let source = x + offset, target = y + offset
-                    for p in 0..<plane { target[p] = source[p] * a + b }
+            Parallel.forEach(batch, minimumWork: imageSize) { n in
+                for c in 0..<channels {
+                    let inverse = 1 / (variance[c] + Self.epsilon).squareRoot()
+                    let a = gamma[c] * inverse, b = beta[c] - mean[c] * a
+                    let offset = n * imageSize + c * plane
+                    Vector.affine(x + offset, scale: a, shift: b, to: y + offset, count: plane)
                 }
             }
             return
         }
-        let m = Float(batch * plane)
+        let m = Double(batch * plane)
+        let means = cache.mean.pointer, inverseStd = cache.inverseStd.pointer
+        // Two passes (mean, then squared deviations from it): activations can be large and M large.
+        reduce(cache) { _, _, offset in Double(Vector.sum(x + offset, count: plane)) }
+        for c in 0..<channels { means[c] = Float(cache.total(c) / m) }
+        reduce(cache) { _, c, offset in Double(Vector.squaredDeviation(x + offset, mean: means[c], count: plane)) }
         let runningMean = runningMean.value.pointer, runningVariance = runningVariance.value.pointer
-        let inverseStd = cache.inverseStd.pointer
-        Parallel.forEach(channels, minimumWork: batch * plane * 3) { c in
-            // Two-pass mean and variance in Double: activations can be large and M large.
-            var total = 0.0
-            for n in 0..<batch {
-                total += Double(Vector.sum(x + (n * channels + c) * plane, count: plane))
-            }
-            let mean = total / Double(m)
-            var squares = 0.0
-            let meanFloat = Float(mean)
-            for n in 0..<batch {
-                squares += Double(Vector.squaredDeviation(x + (n * channels + c) * plane, mean: meanFloat, count: plane))
-            }
-            let variance = squares / Double(m)
-            let inverse = Float(1 / (variance + Double(Self.epsilon)).squareRoot())
-            inverseStd[c] = inverse
-            let unbiased = m > 1 ? variance * Double(m) / Double(m - 1) : variance
-            runningMean[c] = (1 - Self.momentum) * runningMean[c] + Self.momentum * meanFloat
+        for c in 0..<channels {
+            let variance = cache.total(c) / m
+            inverseStd[c] = Float(1 / (variance + Double(Self.epsilon)).squareRoot())
+            let unbiased = m > 1 ? variance * m / (m - 1) : variance
+            runningMean[c] = (1 - Self.momentum) * runningMean[c] + Self.momentum * means[c]
             runningVariance[c] = (1 - Self.momentum) * runningVariance[c] + Self.momentum * Float(unbiased)
-            let g = gamma[c], b = beta[c]
-            for n in 0..<batch {
-                let offset = (n * channels + c) * plane
-                let source = x + offset, target = y + offset, xhat = normalized + offset
-                for p in 0..<plane {
-                    let value = (source[p] - meanFloat) * inverse
-                    xhat[p] = value
-                    target[p] = value * g + b
-                }
+        }
+        // y = (x − μ)·(γ/σ) + β
+        Parallel.forEach(batch, minimumWork: imageSize) { n in
+            for c in 0..<channels {
+                let offset = n * imageSize + c * plane
+                Vector.affine(x + offset, center: means[c], scale: gamma[c] * inverseStd[c], shift: beta[c], to: y + offset,
+                              count: plane)
+            }
+        }
+    }
+
+    /// partials[g][c] = Σ over group g's images of `plane(n, c, offset)`, the groups in parallel.
+    @inline(__always)
+    private func reduce(_ cache: Cache, second: Bool = false, _ plane: (Int, Int, Int) -> Double) {
+        let channels = inputShape.channels, imageSize = inputShape.count
+        Parallel.forEach(cache.groups, minimumWork: cache.batch * imageSize / cache.groups) { g in
+            let sums = cache.partials + (2 * g + (second ? 1 : 0)) * channels
+            sums.update(repeating: 0, count: channels)
+            for n in cache.images(ofGroup: g) {
+                for c in 0..<channels { sums[c] += plane(n, c, n * imageSize + c * inputShape.spatial) }
             }
         }
     }
@@ -102,31 +121,49 @@ public final class BatchNorm2D: Layer {
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, cache: LayerCache) {
         let cache = unsafeDowncast(cache, to: Cache.self)
-        guard let normalized = cache.normalized?.pointer,
-              let scaleGradient = scale.gradient?.pointer, let shiftGradient = shift.gradient?.pointer else { return }
+        guard cache.training, let scaleGradient = scale.gradient?.pointer,
+              let shiftGradient = shift.gradient?.pointer else { return }
         let channels = inputShape.channels
         let plane = inputShape.spatial
-        let batch = cache.batch
-        let m = Float(batch * plane)
+        let imageSize = channels * plane
+        let m = Float(cache.batch * plane)
         let gamma = scale.value.pointer
-        let inverseStd = cache.inverseStd.pointer
-        Parallel.forEach(channels, minimumWork: batch * plane * 3) { c in
-            var sumDy: Float = 0, sumDyXhat: Float = 0
-            for n in 0..<batch {
-                let offset = (n * channels + c) * plane
-                sumDy += Vector.sum(dy + offset, count: plane)
-                sumDyXhat += Vector.dot(dy + offset, normalized + offset, count: plane)
-            }
+        let means = cache.mean.pointer, inverseStd = cache.inverseStd.pointer
+        // Σ dy and Σ dy·x̂ = (1/σ)·Σ dy·(x − μ), per channel.
+        reduce(cache) { _, _, offset in Double(Vector.sum(dy + offset, count: plane)) }
+        reduce(cache, second: true) { _, c, offset in
+            Double(Vector.centeredDot(dy + offset, x + offset, center: means[c], count: plane))
+        }
+        let sums = cache.gradientSums.pointer
+        for c in 0..<channels {
+            let sumDy = Float(cache.total(c)), sumDyXhat = Float(cache.total(c, second: true)) * inverseStd[c]
             scaleGradient[c] += sumDyXhat
             shiftGradient[c] += sumDy
-            guard let dx else { return }
-            let k = gamma[c] * inverseStd[c]
-            let meanDy = sumDy / m, meanDyXhat = sumDyXhat / m
-            for n in 0..<batch {
-                let offset = (n * channels + c) * plane
-                let g = dy + offset, xhat = normalized + offset, target = dx + offset
-                for p in 0..<plane { target[p] = k * (g[p] - meanDy - xhat[p] * meanDyXhat) }
+            sums[c] = sumDy
+            sums[channels + c] = sumDyXhat
+        }
+        guard let dx else { return }
+        // dx = k·(dy − mean(dy) − x̂·mean(dy·x̂)), k = γ/σ, x̂ = (x − μ)/σ.
+        Parallel.forEach(cache.batch, minimumWork: imageSize) { n in
+            for c in 0..<channels {
+                let k = gamma[c] * inverseStd[c]
+                let meanDy = sums[c] / m, meanDyXhat = sums[channels + c] / m
+                let offset = n * imageSize + c * plane
+                Vector.normalizationGradient(dy + offset, x + offset, center: means[c], gain: k,
+                                             offset: k * meanDy, slope: k * inverseStd[c] * meanDyXhat,
+                                             to: dx + offset, count: plane)
             }
         }
+    }
+}
+
+extension BatchNorm2D.Cache {
+    /// Σ over the groups, in order, of partials[g][second][c].
+    @inline(__always)
+    func total(_ c: Int, second: Bool = false) -> Double {
+        let channels = mean.count
+        var sum = 0.0
+        for g in 0..<groups { sum += partials[(2 * g + (second ? 1 : 0)) * channels + c] }
+        return sum
     }
 }
