@@ -187,6 +187,31 @@ struct ConvolutionTests {
         }
     }
 
+    @Test("One-image forward as colsᵀ·Wᵀ (wide layer, plane of < 32 positions) equals the definition")
+    func transposedForward() throws {
+        var generator = SeededGenerator(seed: 41)
+        for (height, width, batch) in [(4, 4, 1), (2, 2, 1), (3, 5, 3), (1, 1, 2)] {
+            let layer = try Conv2D(name: "conv", input: FeatureShape(channels: 24, height: height, width: width),
+                                   outputChannels: 200, kernelSize: 3, stride: 1, padding: 1, bias: true)
+            layer.tileColumnLimit = layer.outputShape.spatial   // one image per tile
+            let weight = GradientCheck.normal(layer.weight.count, generator: &generator)
+            let biasValues = GradientCheck.normal(200, generator: &generator)
+            fill(layer.weight, weight)
+            if let bias = layer.bias { fill(bias, biasValues) }
+            let cache = try layer.makeCache(batch: batch, training: false) as? Conv2D.Cache
+            // Taken where the A·Bᵀ kernel is (scripts/test.sh makes sure it is on AVX-512 CPUs).
+            #expect((cache?.transposedOutput.first.map { $0.count > 1 } ?? false) == VectorKernels.available)
+            let x = GradientCheck.normal(batch * layer.inputShape.count, generator: &generator)
+            let expected = referenceConvolution(x, batch: batch, channels: 24, height: height, width: width,
+                                                weight: weight, bias: biasValues, outputChannels: 200, kernel: 3,
+                                                stride: 1, padding: 1)
+            for training in [false, true] {
+                let (error, scale) = maximumError(try forward(layer, batch: batch, input: x, training: training), expected)
+                #expect(error <= 1e-4 * scale, "\(height)×\(width) n\(batch) training \(training): error \(error)")
+            }
+        }
+    }
+
     @Test("The small-plane path: forward equals the definition, backward equals the im2col path",
           arguments: [(2, 2, 3, 1, 1), (1, 3, 3, 1, 1), (2, 2, 3, 2, 1), (3, 3, 5, 2, 1), (1, 1, 3, 1, 1), (2, 2, 5, 1, 2)])
     func smallPlane(height: Int, width: Int, kernel: Int, stride: Int, padding: Int) throws {

@@ -185,6 +185,29 @@ enum Vector {
         while i < count { dx[i] = y[i] > 0 ? dy[i] : 0; i += 1 }
     }
 
+    /// y [columns, rows] = x [rows, columns]ᵀ, on the calling thread, in tiles of 16 rows × 16
+    /// columns (the general `permuteBlocks` loop with P = 1 is several times slower).
+    static func transpose(_ x: UnsafePointer<Float>, rows: Int, columns: Int, to y: UnsafeMutablePointer<Float>) {
+        var r0 = 0
+        while r0 < rows {
+            let r1 = min(rows, r0 &+ 16)
+            var c0 = 0
+            while c0 < columns {
+                let c1 = min(columns, c0 &+ 16)
+                var r = r0
+                while r < r1 {
+                    let source = x + r &* columns
+                    var target = y + (c0 &* rows &+ r)
+                    var c = c0
+                    while c < c1 { target.pointee = source[c]; target += rows; c &+= 1 }
+                    r &+= 1
+                }
+                c0 = c1
+            }
+            r0 = r1
+        }
+    }
+
     /// Transposes a block-major [A, B, P] array to [B, A, P] (P contiguous). Split over the engine's threads by output rows b; within a worker,
     /// 16 b's at a time so both the reads (16·P contiguous floats of one a) and the writes
     /// (16 output rows) stay on few cache lines. P is small here (a kernel's taps), so the

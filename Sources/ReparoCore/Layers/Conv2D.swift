@@ -123,6 +123,9 @@ public final class Conv2D: Layer {
         let partials: [FloatBuffer]         // groups 1..<G: their dW [Cout·K] then db [Cout]
         let paddedWidth: PaddedWidthWorkspace?  // instead of the three above, where that path applies
         let smallPlane: SmallPlaneWorkspace?    // instead of all of the above, where that path applies
+        /// One-image forward as Yᵀ = colsᵀ · Wᵀ (`forwardTransposed`), per group: colsᵀ [P, K], Yᵀ [P, Cout].
+        let transposedColumns: [FloatBuffer]
+        let transposedOutput: [FloatBuffer]
         init(conv: Conv2D, batch: Int, training: Bool) throws {
             let tiling = conv.tiling(batch: batch)
             let partialCount = conv.weight.count + conv.outputShape.channels
@@ -130,6 +133,8 @@ public final class Conv2D: Layer {
             self.tiling = tiling
             if SmallPlaneConvolution.applies(to: conv, batch: batch, forced: conv.smallPlaneOverride) {
                 smallPlane = try SmallPlaneWorkspace(plan: SmallPlaneConvolution(conv: conv), training: training)
+                transposedColumns = []
+                transposedOutput = []
                 partials = []
                 paddedWidth = nil
                 columns = []
@@ -139,6 +144,11 @@ public final class Conv2D: Layer {
                 return
             }
             smallPlane = nil
+            let transposed = tiling.imagesPerTile == 1 && conv.forwardsTransposed
+            transposedColumns = try groups.map { _ in
+                try FloatBuffer(count: transposed ? conv.outputShape.spatial * conv.patchSize : 0)
+            }
+            transposedOutput = try groups.map { _ in try FloatBuffer(count: transposed ? conv.outputShape.count : 0) }
             partials = try groups.dropFirst().map { _ in try FloatBuffer(count: training ? partialCount : 0) }
             if PaddedWidthConvolution.applies(to: conv, forced: conv.paddedWidthOverride) {
                 let plan = PaddedWidthConvolution(inputChannels: conv.inputShape.channels,
@@ -222,6 +232,12 @@ public final class Conv2D: Layer {
         let columns = images.count * positions
         let patches = unfold(x, images: images, cache: cache, group: group, parallel: parallel)
         let biasPointer = bias?.value.pointer
+        if images.count == 1, cache.transposedOutput.indices.contains(group), cache.transposedOutput[group].count > 0 {
+            forwardTransposed(patches, y + images.lowerBound * outputShape.count, weight: w, bias: biasPointer,
+                              columns: cache.transposedColumns[group].pointer, output: cache.transposedOutput[group].pointer,
+                              parallel: parallel)
+            return
+        }
         if images.count == 1 {
             // Yᵀ of one image is already its NCHW output.
             let out = y + images.lowerBound * outputShape.count
@@ -242,6 +258,32 @@ public final class Conv2D: Layer {
                 let target = y + (n * cout + c) * positions
                 Vector.copy(source, adding: biasPointer?[c] ?? 0, to: target, count: positions)
             }
+        }
+    }
+
+    /// Whether a one-image forward runs as Yᵀ = colsᵀ · Wᵀ: when W·cols would go to OpenBLAS
+    /// with few positions (P < 32: a wide layer on a 4×4 or 2×2 plane at batch 1), OpenBLAS
+    /// spends most of the call packing W, while the A·Bᵀ kernel streams W once per 4
+    /// positions. Measured with W cold, single-threaded: 2.3× faster at 512 × 4 × 4608,
+    /// 1.5× at 512 × 16 × 4608 (bench/README.md).
+    var forwardsTransposed: Bool {
+        let positions = outputShape.spatial, cout = outputShape.channels
+        return positions < 32 && positions >= 1
+            && BLAS.kernel(transposeA: false, transposeB: false, m: cout, n: positions, k: patchSize, alpha: 1, beta: 0) == .openBLAS
+            && BLAS.kernel(transposeA: false, transposeB: true, m: positions, n: cout, k: patchSize, alpha: 1, beta: 0) == .narrowTransposedB
+    }
+
+    /// One image: Yᵀ [P, Cout] = colsᵀ · Wᵀ, then y [Cout, P] = (Yᵀ)ᵀ + b.
+    private func forwardTransposed(_ patches: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                   weight w: UnsafePointer<Float>, bias: UnsafeMutablePointer<Float>?,
+                                   columns: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, parallel: Bool) {
+        let cout = outputShape.channels, positions = outputShape.spatial
+        Vector.transpose(patches, rows: patchSize, columns: positions, to: columns)
+        BLAS.gemm(transposeA: false, transposeB: true, m: positions, n: cout, k: patchSize, a: columns, lda: patchSize,
+                  b: w, ldb: patchSize, beta: 0, c: output, ldc: cout, parallel: parallel)
+        Vector.transpose(output, rows: positions, columns: cout, to: out)
+        if let bias {
+            for c in 0..<cout { Vector.copy(out + c * positions, adding: bias[c], to: out + c * positions, count: positions) }
         }
     }
 
