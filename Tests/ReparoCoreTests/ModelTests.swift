@@ -112,6 +112,43 @@ struct ModelTests {
         #expect(throws: ReparoError.self) { try Model.load(path: path) }
     }
 
+    @Test("Inference with each conv's ReLU fused in gives the unfused forward's logits bit for bit")
+    func fusedRectifiers() throws {
+        // Convs on every path: padded width (18 wide), im2col (9×9), stride 2, small plane
+        // (2×2 at batch 64) or colsᵀ·Wᵀ (2×2, 200 wide, batch 1); a conv → BN → ReLU is not fused.
+        let spec = """
+        {"input":[3,18,18],"classes":5,"layers":[
+         {"type":"conv","out":16,"kernel":3,"padding":1,"bias":true},{"type":"relu"},{"type":"maxpool","kernel":2},
+         {"type":"conv","out":24,"kernel":3,"padding":1,"bias":true},{"type":"relu"},
+         {"type":"conv","out":40,"kernel":3,"stride":2,"padding":1},{"type":"batchnorm"},{"type":"relu"},
+         {"type":"maxpool","kernel":2},
+         {"type":"conv","out":200,"kernel":3,"padding":1,"bias":true},{"type":"relu"},
+         {"type":"flatten"},{"type":"linear","out":5}]}
+        """
+        let model = try Model(specJSON: spec, seed: 3)
+        let layers = model.network.layers
+        let fusedConvs = layers.indices.filter { layers[$0] is Conv2D && $0 + 1 < layers.count && layers[$0 + 1] is ReLU }
+        #expect(fusedConvs.count == 3)
+        for batch in [1, 3, 64] {
+            let images = try FloatBuffer(TestSupport.randomImages(batch * model.inputShape.count, seed: UInt64(batch)))
+            func run(fused: Bool) throws -> (logits: [Float], cache: Sequential.Cache) {
+                let cache = try #require(try model.network.makeCache(batch: batch, training: false) as? Sequential.Cache)
+                cache.fusesRectifiers = fused
+                let logits = try FloatBuffer(count: batch * model.classes)
+                model.network.forward(images.pointer, logits.pointer, cache: cache, training: false)
+                return (logits.array, cache)
+            }
+            let fused = try run(fused: true), plain = try run(fused: false)
+            #expect(fused.logits.map(\.bitPattern) == plain.logits.map(\.bitPattern), "batch \(batch)")
+            #expect(try model.infer(images.array, batch: batch).map(\.bitPattern) == plain.logits.map(\.bitPattern))
+            for index in fusedConvs {
+                // The fused conv wrote the ReLU's output only (its own buffer stays as allocated: zero).
+                #expect(fused.cache.outputs[index].array.allSatisfy { $0 == 0 }, "conv \(index) batch \(batch)")
+                #expect(fused.cache.outputs[index + 1].array == plain.cache.outputs[index + 1].array)
+            }
+        }
+    }
+
     @Test("describe reports state, shapes, parameters, FLOPs and chains")
     func describe() throws {
         let model = try Model(specJSON: TestSupport.smallVGGLike, seed: 1)

@@ -185,11 +185,15 @@ public final class Conv2D: Layer {
         forward(x, y, cache: unsafeDowncast(cache, to: Cache.self), weight: weight.value.pointer)
     }
 
-    /// y = conv(x) with the given weight (the online-collapsed chain passes its collapsed kernel).
-    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: Cache, weight w: UnsafePointer<Float>) {
+    /// y = conv(x) with the given weight (the online-collapsed chain passes its collapsed kernel);
+    /// `rectify`: y = max(conv(x), 0), applied to each piece of y right after it is written
+    /// (still in cache), for an inference that skips the ReLU layer after this conv.
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: Cache, weight w: UnsafePointer<Float>,
+                 rectify: Bool = false) {
         if let workspace = cache.smallPlane {
             workspace.plan.forward(x, y, batch: cache.batch, weight: w, bias: bias.map { UnsafePointer($0.value.pointer) },
                                    matrix: workspace.matrix.pointer)
+            if rectify { Vector.relu(y, y, count: cache.batch * outputShape.count) }
             return
         }
         let tiling = cache.tiling
@@ -199,10 +203,12 @@ public final class Conv2D: Layer {
             tiling.runGroups { group in
                 for tile in tiling.tiles(ofGroup: group) {
                     for n in tiling.images(ofTile: tile) {
-                        workspace.plan.forward(x + n * inputShape.count, y + n * outputShape.count, weight: w,
+                        let image = y + n * outputShape.count
+                        workspace.plan.forward(x + n * inputShape.count, image, weight: w,
                                                bias: biasPointer, offsets: workspace.forwardOffsets.baseAddress,
                                                padded: workspace.padded[group].pointer,
                                                staging: workspace.staging[group].pointer, parallel: inside)
+                        if rectify { Vector.relu(image, image, count: outputShape.count) }
                     }
                 }
             }
@@ -210,8 +216,12 @@ public final class Conv2D: Layer {
         }
         tiling.runGroups { group in
             for tile in tiling.tiles(ofGroup: group) {
-                forwardTile(x, y, images: tiling.images(ofTile: tile), cache: cache, group: group, weight: w,
-                            parallel: inside)
+                let images = tiling.images(ofTile: tile)
+                forwardTile(x, y, images: images, cache: cache, group: group, weight: w, parallel: inside)
+                if rectify {
+                    let first = y + images.lowerBound * outputShape.count
+                    Vector.relu(first, first, count: images.count * outputShape.count)
+                }
             }
         }
     }

@@ -21,6 +21,11 @@ public final class Sequential: Layer {
         let caches: [LayerCache]
         let outputs: [FloatBuffer]     // outputs of layers 0..<last
         let gradients: [FloatBuffer]   // ∂L/∂outputs, training only
+        /// Eval-mode forward applies each ReLU that follows a Conv2D inside the conv, on its
+        /// output while it is still in cache, and skips the ReLU layer: the conv's own output
+        /// buffer is then left unwritten. Set only for `Model.infer`'s workspaces, which no one
+        /// reads intermediate outputs from (a trainer's teacher forward does).
+        var fusesRectifiers = false
         init(batch: Int, training: Bool, layers: [Layer]) throws {
             caches = try layers.map { try $0.makeCache(batch: batch, training: training) }
             let inner = layers.dropLast()
@@ -46,10 +51,22 @@ public final class Sequential: Layer {
             return
         }
         var input = x
-        for (index, layer) in layers.enumerated() {
+        let fuses = cache.fusesRectifiers && !training
+        var index = 0
+        while index < layers.count {
+            if fuses, index + 1 < layers.count, layers[index + 1] is ReLU, let conv = layers[index] as? Conv2D {
+                // Conv + ReLU in one: the ReLU's output, written by the conv.
+                let output = index + 1 == layers.count - 1 ? y : cache.outputs[index + 1].pointer
+                conv.forward(input, output, cache: unsafeDowncast(cache.caches[index], to: Conv2D.Cache.self),
+                             weight: conv.weight.value.pointer, rectify: true)
+                input = UnsafePointer(output)
+                index += 2
+                continue
+            }
             let output = index == layers.count - 1 ? y : cache.outputs[index].pointer
-            layer.forward(input, output, cache: cache.caches[index], training: training)
+            layers[index].forward(input, output, cache: cache.caches[index], training: training)
             input = UnsafePointer(output)
+            index += 1
         }
     }
 

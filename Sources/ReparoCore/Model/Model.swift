@@ -102,6 +102,7 @@ public final class Model {
         }) {
             try network.makeCache(batch: 1, training: false)
         }
+        (cache as? Sequential.Cache)?.fusesRectifiers = true
         idleCaches[1] = [cache]
     }
 
@@ -113,7 +114,9 @@ public final class Model {
             return cache
         }
         poolLock.unlock()
-        return try network.makeCache(batch: batch, training: false)
+        let cache = try network.makeCache(batch: batch, training: false)
+        (cache as? Sequential.Cache)?.fusesRectifiers = true
+        return cache
     }
 
     private func returnCache(_ cache: LayerCache) {
