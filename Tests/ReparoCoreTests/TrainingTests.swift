@@ -68,7 +68,7 @@ struct TrainingTests {
         for nesterov in [false, true] {
             let model = try Model(specJSON: spec, seed: 0)
             let weight = try #require(TestSupport.parameter(model, "layers.1.weight"))
-            weight.value.buffer.update(from: [0.5, -0.25, 0.125, 0.75])
+            _ = weight.value.buffer.update(from: [0.5, -0.25, 0.125, 0.75])
             let trainer = try Trainer(student: model, teacher: nil, options: TrainerOptions.parse(
                 #"{"lr":0.1,"momentum":0.9,"weight_decay":0.01,"nesterov":\#(nesterov)}"#))
             let x: [Float] = [1, 2]
