@@ -78,8 +78,9 @@ struct SmallPlaneConvolution {
     /// slower (rebuilding T is then most of the work).
     static let minimumBatch = 64
 
-    /// `body(co, kernel row offset, T row-block offset, link count, taps, places)` for every
-    /// output channel, split over the engine's threads (channels are independent).
+    /// `body(co, taps, places, link count)` for every output channel, split over the engine's
+    /// threads (channels are independent). `expand` and `reduce` keep their own pointer walks:
+    /// one shared per-entry closure measured 25–40 % slower on the 2×2 layers.
     @inline(__always)
     private func forEachOutputChannel(_ body: (Int, UnsafePointer<Int>, UnsafePointer<Int>, Int) -> Void) {
         taps.withUnsafeBufferPointer { taps in

@@ -37,11 +37,14 @@ public final class BatchNorm2D: Layer {
     final class Cache: LayerCache {
         let mean: FloatBuffer          // μ [C] of the batch (training)
         let inverseStd: FloatBuffer    // 1/√(σ²+ε) [C] of the batch (training)
+        let channels: Int
         let groups: Int                // runs of images whose partial sums are reduced in order
         let partials: UnsafeMutablePointer<Double>  // [groups, 2, C]
-        let gradientSums: FloatBuffer  // Σ dy [C], then Σ dy·x̂ [C] (backward)
+        /// Two values per channel: eval's scale and shift, or backward's Σ dy and Σ dy·x̂.
+        let perChannel: FloatBuffer    // [2, C]
         init(batch: Int, training: Bool, channels: Int) throws {
-            gradientSums = try FloatBuffer(count: training ? 2 * channels : 0)
+            self.channels = channels
+            perChannel = try FloatBuffer(count: 2 * channels)
             mean = try FloatBuffer(count: training ? channels : 0)
             inverseStd = try FloatBuffer(count: training ? channels : 0)
             groups = max(1, min(batch, Parallel.reductionGroups))
@@ -71,12 +74,16 @@ public final class BatchNorm2D: Layer {
         let imageSize = channels * plane
         guard training, cache.training else {
             let mean = runningMean.value.pointer, variance = runningVariance.value.pointer
+            let scales = cache.perChannel.pointer, shifts = scales + channels
+            for c in 0..<channels {
+                let inverse = 1 / (variance[c] + Self.epsilon).squareRoot()
+                scales[c] = gamma[c] * inverse
+                shifts[c] = beta[c] - mean[c] * scales[c]
+            }
             Parallel.forEach(batch, minimumWork: imageSize) { n in
                 for c in 0..<channels {
-                    let inverse = 1 / (variance[c] + Self.epsilon).squareRoot()
-                    let a = gamma[c] * inverse, b = beta[c] - mean[c] * a
                     let offset = n * imageSize + c * plane
-                    Vector.affine(x + offset, scale: a, shift: b, to: y + offset, count: plane)
+                    Vector.affine(x + offset, scale: scales[c], shift: shifts[c], to: y + offset, count: plane)
                 }
             }
             return
@@ -84,9 +91,9 @@ public final class BatchNorm2D: Layer {
         let m = Double(batch * plane)
         let means = cache.mean.pointer, inverseStd = cache.inverseStd.pointer
         // Two passes (mean, then squared deviations from it): activations can be large and M large.
-        reduce(cache) { _, _, offset in Double(Vector.sum(x + offset, count: plane)) }
+        reduce(cache) { _, offset in (Double(Vector.sum(x + offset, count: plane)), 0) }
         for c in 0..<channels { means[c] = Float(cache.total(c) / m) }
-        reduce(cache) { _, c, offset in Double(Vector.squaredDeviation(x + offset, mean: means[c], count: plane)) }
+        reduce(cache) { c, offset in (Double(Vector.squaredDeviation(x + offset, mean: means[c], count: plane)), 0) }
         let runningMean = runningMean.value.pointer, runningVariance = runningVariance.value.pointer
         for c in 0..<channels {
             let variance = cache.total(c) / m
@@ -105,15 +112,20 @@ public final class BatchNorm2D: Layer {
         }
     }
 
-    /// partials[g][c] = Σ over group g's images of `plane(n, c, offset)`, the groups in parallel.
+    /// partials[g][0][c], partials[g][1][c] = Σ over group g's images of the two values
+    /// `plane(c, offset)` returns for each of their planes, the groups in parallel.
     @inline(__always)
-    private func reduce(_ cache: Cache, second: Bool = false, _ plane: (Int, Int, Int) -> Double) {
-        let channels = inputShape.channels, imageSize = inputShape.count
+    private func reduce(_ cache: Cache, _ plane: (Int, Int) -> (Double, Double)) {
+        let channels = inputShape.channels, imageSize = inputShape.count, spatial = inputShape.spatial
         Parallel.forEach(cache.groups, minimumWork: cache.batch * imageSize / cache.groups) { g in
-            let sums = cache.partials + (2 * g + (second ? 1 : 0)) * channels
-            sums.update(repeating: 0, count: channels)
+            let first = cache.partials + 2 * g * channels, second = first + channels
+            first.update(repeating: 0, count: 2 * channels)
             for n in cache.images(ofGroup: g) {
-                for c in 0..<channels { sums[c] += plane(n, c, n * imageSize + c * inputShape.spatial) }
+                for c in 0..<channels {
+                    let (a, b) = plane(c, n * imageSize + c * spatial)
+                    first[c] += a
+                    second[c] += b
+                }
             }
         }
     }
@@ -129,12 +141,12 @@ public final class BatchNorm2D: Layer {
         let m = Float(cache.batch * plane)
         let gamma = scale.value.pointer
         let means = cache.mean.pointer, inverseStd = cache.inverseStd.pointer
-        // Σ dy and Σ dy·x̂ = (1/σ)·Σ dy·(x − μ), per channel.
-        reduce(cache) { _, _, offset in Double(Vector.sum(dy + offset, count: plane)) }
-        reduce(cache, second: true) { _, c, offset in
-            Double(Vector.centeredDot(dy + offset, x + offset, center: means[c], count: plane))
+        // Σ dy and Σ dy·x̂ = (1/σ)·Σ dy·(x − μ), per channel, in one pass.
+        reduce(cache) { c, offset in
+            (Double(Vector.sum(dy + offset, count: plane)),
+             Double(Vector.centeredDot(dy + offset, x + offset, center: means[c], count: plane)))
         }
-        let sums = cache.gradientSums.pointer
+        let sums = cache.perChannel.pointer
         for c in 0..<channels {
             let sumDy = Float(cache.total(c)), sumDyXhat = Float(cache.total(c, second: true)) * inverseStd[c]
             scaleGradient[c] += sumDyXhat
@@ -161,7 +173,6 @@ extension BatchNorm2D.Cache {
     /// Σ over the groups, in order, of partials[g][second][c].
     @inline(__always)
     func total(_ c: Int, second: Bool = false) -> Double {
-        let channels = mean.count
         var sum = 0.0
         for g in 0..<groups { sum += partials[(2 * g + (second ? 1 : 0)) * channels + c] }
         return sum

@@ -123,7 +123,9 @@ public final class Conv2D: Layer {
         let partials: [FloatBuffer]         // groups 1..<G: their dW [Cout·K] then db [Cout]
         let paddedWidth: PaddedWidthWorkspace?  // instead of the three above, where that path applies
         let smallPlane: SmallPlaneWorkspace?    // instead of all of the above, where that path applies
-        /// One-image forward as Yᵀ = colsᵀ · Wᵀ (`forwardTransposed`), per group: colsᵀ [P, K], Yᵀ [P, Cout].
+        /// One-image tiles forward as Yᵀ = colsᵀ · Wᵀ (`forwardTransposed`), with per-group
+        /// colsᵀ [P, K] and Yᵀ [P, Cout].
+        let forwardsTransposed: Bool
         let transposedColumns: [FloatBuffer]
         let transposedOutput: [FloatBuffer]
         init(conv: Conv2D, batch: Int, training: Bool) throws {
@@ -133,6 +135,7 @@ public final class Conv2D: Layer {
             self.tiling = tiling
             if SmallPlaneConvolution.applies(to: conv, batch: batch, forced: conv.smallPlaneOverride) {
                 smallPlane = try SmallPlaneWorkspace(plan: SmallPlaneConvolution(conv: conv), training: training)
+                forwardsTransposed = false
                 transposedColumns = []
                 transposedOutput = []
                 partials = []
@@ -145,6 +148,7 @@ public final class Conv2D: Layer {
             }
             smallPlane = nil
             let transposed = tiling.imagesPerTile == 1 && conv.forwardsTransposed
+            forwardsTransposed = transposed
             transposedColumns = try groups.map { _ in
                 try FloatBuffer(count: transposed ? conv.outputShape.spatial * conv.patchSize : 0)
             }
@@ -242,7 +246,7 @@ public final class Conv2D: Layer {
         let columns = images.count * positions
         let patches = unfold(x, images: images, cache: cache, group: group, parallel: parallel)
         let biasPointer = bias?.value.pointer
-        if images.count == 1, cache.transposedOutput.indices.contains(group), cache.transposedOutput[group].count > 0 {
+        if images.count == 1, cache.forwardsTransposed {
             forwardTransposed(patches, y + images.lowerBound * outputShape.count, weight: w, bias: biasPointer,
                               columns: cache.transposedColumns[group].pointer, output: cache.transposedOutput[group].pointer,
                               parallel: parallel)

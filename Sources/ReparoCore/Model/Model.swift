@@ -100,9 +100,8 @@ public final class Model {
         let cache = try FloatBuffer.withAllocationLimit(bytes: limit * MemoryLayout<Float>.stride, exceeded: { requested in
             ReparoError.invalidArgument("spec: the inference workspace of one image needs more than \(limit) floats (\(requested >> 20) MiB requested so far, limit \(limit >> 18) MiB); use smaller inputs, kernels or channels")
         }) {
-            try network.makeCache(batch: 1, training: false)
+            try makeInferenceCache(batch: 1)
         }
-        (cache as? Sequential.Cache)?.fusesRectifiers = true
         idleCaches[1] = [cache]
     }
 
@@ -114,6 +113,12 @@ public final class Model {
             return cache
         }
         poolLock.unlock()
+        return try makeInferenceCache(batch: batch)
+    }
+
+    /// An eval-mode workspace for `infer`, which reads only the logits: each conv may apply
+    /// the ReLU that follows it (`Sequential.Cache.fusesRectifiers`).
+    private func makeInferenceCache(batch: Int) throws -> LayerCache {
         let cache = try network.makeCache(batch: batch, training: false)
         (cache as? Sequential.Cache)?.fusesRectifiers = true
         return cache
