@@ -236,4 +236,34 @@ struct OnlineChainTests {
             #expect(chain.resolvedMode(batch: 4096) == .online)
         }
     }
+
+    /// A 100-wide 3×3 conv on a 2×2 plane at rate 4 (VGG-16's last layers, scaled down): from
+    /// batch 64 the naive chain's 400-wide middle conv takes the small-plane path, which computes
+    /// 4 of the 9 taps, and the unrolled chain becomes cheaper than collapsing the 400×400×9
+    /// factor (measured on pruned VGG-16's 154-wide layers: 21–23 ms naive against 26 ms online).
+    /// At 32 images (im2col, 9 taps) and 256 (the batch term dominates) online is cheaper.
+    @Test("automatic mode counts the small-plane path's multiply-adds")
+    func automaticChoiceOnSmallPlanes() throws {
+        let spec = #"{"input":[100,2,2],"classes":5,"layers":[{"type":"conv","out":100,"kernel":3,"padding":1},"# +
+            #"{"type":"flatten"},{"type":"linear","out":5}]}"#
+        let model = try Expansion.expand(try Model(specJSON: spec, seed: 1),
+                                         options: ExpandOptions.parse(#"{"rate":4,"layers":"conv"}"#))
+        let chains = Trainer.chains(in: model.network)
+        try #require(chains.count == 1)
+        let chain = chains[0]
+        let (c, h, positions) = (100, 400, 4)
+        // Closed forms: collapse = 3·Cout·h₂·h₁·9 + 3·Cin·h₁·Cout·9; per image, im2col counts
+        // 9 taps per output, the small-plane map 4 (every output sees all 4 inputs).
+        let collapse = 3 * c * h * h * 9 + 3 * c * h * c * 9
+        let pointwise = positions * (c * h + h * c)
+        for (batch, taps) in [(1, 9), (32, 9), (64, 4), (256, 4)] {
+            let cost = chain.trainingCost(batch: batch)
+            #expect(cost.naive == 3 * batch * (positions * h * h * taps + pointwise), "batch \(batch)")
+            #expect(cost.online == 3 * batch * positions * c * c * taps + collapse, "batch \(batch)")
+        }
+        #expect(chain.resolvedMode(batch: 1) == .naive)
+        #expect(chain.resolvedMode(batch: 32) == .online)
+        #expect(chain.resolvedMode(batch: 64) == .naive)
+        #expect(chain.resolvedMode(batch: 256) == .online)
+    }
 }

@@ -52,6 +52,15 @@ public final class Conv2D: Layer {
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
     public var patchSize: Int { inputShape.channels * kernelSize * kernelSize }
     public var multiplyAdds: Int { outputShape.count * patchSize }
+    /// Multiply-adds one forward product of a batch actually computes: `multiplyAdds` per image
+    /// on the im2col paths; on the small-plane path the map T's Cout·P × Cin·Q per image (no
+    /// products against padding: 4 of 9 taps on a 2×2 plane with a 3×3 kernel).
+    func computedMultiplyAdds(batch: Int) -> Int {
+        guard SmallPlaneConvolution.applies(to: self, batch: batch, forced: smallPlaneOverride) else {
+            return batch * multiplyAdds
+        }
+        return batch * outputShape.count * inputShape.count
+    }
     /// A 1×1, stride-1, unpadded conv: one image's input [Cin, H·W] already is its column matrix.
     var isPointwise: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
 

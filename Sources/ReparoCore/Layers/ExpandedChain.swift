@@ -65,11 +65,17 @@ public final class ExpandedChain: Layer {
     let first: Parameter, middle: Parameter, last: Parameter
     let lastBias: Parameter?
 
-    /// Multiply-adds of one training step (forward + both backward products) in each mode.
+    /// Multiply-adds of one training step (forward + both backward products) in each mode, as
+    /// the engine computes them at this batch size (a conv on the small-plane path skips the
+    /// padding taps, see `Conv2D.computedMultiplyAdds`). The collapse products:
+    /// G = F₂·F₁ and dF₁, dF₂ (Cout·h₂·h₁·taps each), W' and dF₀, E' (Cin·h₁·Cout·taps each).
     public func trainingCost(batch: Int) -> (naive: Int, online: Int) {
-        let naive = 3 * batch * path.multiplyAdds
-        let compact = 3 * batch * outputShape.count * inputs * taps
-        let collapse = 3 * inputs * hiddenIn * hiddenOut * taps + 3 * outputs * hiddenOut * inputs * taps
+        func computed(_ layer: Layer) -> Int {
+            (layer as? Conv2D)?.computedMultiplyAdds(batch: batch) ?? batch * layer.multiplyAdds
+        }
+        let naive = 3 * factors.reduce(0) { $0 + computed($1) }
+        let compact = 3 * (compactConv.map(computed) ?? batch * outputs * inputs)
+        let collapse = 3 * outputs * hiddenOut * hiddenIn * taps + 3 * inputs * hiddenIn * outputs * taps
         return (naive, compact + collapse)
     }
 

@@ -5,6 +5,8 @@
 //   reparo-bench step              one SGD step, batch 64, VGG-16 pruned 0.7: compact and
 //                                  expanded (rate 4) with chain_mode naive / online / auto
 //   reparo-bench layers            where a training step's time goes, per layer type
+//   reparo-bench chains            per expanded chain of VGG-16: naive vs online, multiply-add
+//                                  model (the auto mode's choice) against measured times
 //   reparo-bench infer             collapsed + BN-folded VGG-16 (pruned, dense), batch 1 and 64
 //   reparo-bench all               all of the above
 // Options: --threads N (2), --reps N (10, the minimum of timed repetitions after 2 warm-ups),
@@ -59,7 +61,7 @@ struct Settings {
             }
             index += 1
         }
-        guard ["conv-efficiency", "step", "layers", "infer", "all"].contains(settings.command) else {
+        guard ["conv-efficiency", "step", "layers", "chains", "infer", "all"].contains(settings.command) else {
             fail("unknown command \(settings.command)\n\(usage)")
         }
         return settings
@@ -67,7 +69,7 @@ struct Settings {
 }
 
 let usage = """
-usage: reparo-bench [conv-efficiency|step|layers|infer|all] [--threads N] [--reps N] [--batch N] [--json PATH]
+usage: reparo-bench [conv-efficiency|step|layers|chains|infer|all] [--threads N] [--reps N] [--batch N] [--json PATH]
                     [--variant compact|naive|online|dense]   (layers, infer: profile only that model)
 """
 
@@ -298,9 +300,9 @@ func stepBench(pruned: Model, label modelLabel: String, settings: Settings) thro
 
 // MARK: layers
 
-/// Per-layer forward and backward times of a training step, grouped by layer type, and the
-/// rest of the step (loss, finiteness check, SGD update) as the step time minus their sum.
-func layerProfile(model: Model, label: String, mode: String, settings: Settings) throws -> (markdown: String, json: [String: Any]) {
+/// Median forward and backward seconds of each top-level layer in a training-mode pass
+/// (chains in `mode`), the layers' own caches, random input and output gradient.
+func layerTimes(model: Model, mode: String, settings: Settings) throws -> [(forward: Double, backward: Double)] {
     let batch = settings.batch
     let layers = model.network.layers
     for chain in chains(model) {
@@ -334,11 +336,22 @@ func layerProfile(model: Model, label: String, mode: String, settings: Settings)
         let sorted = values.sorted()
         return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
+    return zip(forwardTimes, backwardTimes).map { (median($0), median($1)) }
+}
+
+/// Per-layer forward and backward times of a training step, grouped by layer type, and the
+/// rest of the step (loss, finiteness check, SGD update) as the step time minus their sum.
+func layerProfile(model: Model, label: String, mode: String, settings: Settings) throws -> (markdown: String, json: [String: Any]) {
+    let batch = settings.batch
+    let layers = model.network.layers
+    let times = try layerTimes(model: model, mode: mode, settings: settings)
+    let input = try FloatBuffer(count: batch * model.inputShape.count)
+    fillRandom(input.pointer, count: input.count, seed: 11)
     var byType: [(type: String, forward: Double, backward: Double)] = []
     var perLayer: [[String: Any]] = []
     for (index, layer) in layers.enumerated() {
         let type = String(describing: Swift.type(of: layer))
-        let f = median(forwardTimes[index]), b = median(backwardTimes[index])
+        let (f, b) = times[index]
         perLayer.append(["name": layer.name, "type": type, "forward_ms": f * 1e3, "backward_ms": b * 1e3])
         if let position = byType.firstIndex(where: { $0.type == type }) {
             byType[position].forward += f
@@ -373,6 +386,50 @@ func layerProfile(model: Model, label: String, mode: String, settings: Settings)
         "layers": perLayer,
     ]
     return (markdown, json)
+}
+
+// MARK: chains
+
+/// The automatic chain mode checked by measurement: for each chain of the expanded VGG-16
+/// (rate 4), the multiply-adds of a training step's products in each mode (the model `auto`
+/// decides by, `ExpandedChain.trainingCost`) against the measured forward + backward time of
+/// that layer in each mode. The SGD update is the same in both modes and not included.
+func chainChoice(pruned: Model, settings: Settings) throws -> (markdown: String, json: [[String: Any]]) {
+    let batch = settings.batch
+    let naiveModel = try expanded(pruned), onlineModel = try expanded(pruned)
+    let naiveTimes = try layerTimes(model: naiveModel, mode: "naive", settings: settings)
+    let onlineTimes = try layerTimes(model: onlineModel, mode: "online", settings: settings)
+    var rows: [[String]] = []
+    var records: [[String: Any]] = []
+    var total = (auto: 0.0, best: 0.0, online: 0.0, naive: 0.0)
+    var agreed = 0, count = 0
+    for (index, layer) in onlineModel.network.layers.enumerated() {
+        guard let chain = layer as? ExpandedChain else { continue }
+        let cost = chain.trainingCost(batch: batch)
+        let naive = naiveTimes[index].forward + naiveTimes[index].backward
+        let online = onlineTimes[index].forward + onlineTimes[index].backward
+        let predicted = cost.online <= cost.naive ? "online" : "naive"
+        let faster = online <= naive ? "online" : "naive"
+        total.auto += predicted == "online" ? online : naive
+        total.best += min(online, naive)
+        total.online += online
+        total.naive += naive
+        count += 1
+        if predicted == faster { agreed += 1 }
+        let input = chain.inputShape
+        rows.append([chain.name, "\(input.channels)→\(chain.outputShape.channels) @\(input.height)×\(input.width)",
+                     format(Double(cost.naive) / 1e9, 3), format(Double(cost.online) / 1e9, 3),
+                     format(naive * 1e3, 2), format(online * 1e3, 2), predicted,
+                     predicted == faster ? "✓" : "✗ (\(format(100 * (max(online, naive) / min(online, naive) - 1), 0)) % slower)"])
+        records.append(["chain": chain.name, "naive_gmac": Double(cost.naive) / 1e9, "online_gmac": Double(cost.online) / 1e9,
+                        "naive_ms": naive * 1e3, "online_ms": online * 1e3, "auto": predicted, "faster": faster])
+    }
+    let header = ["chain", "Cin→Cout @plane", "naive GMAC", "online GMAC", "naive ms", "online ms", "auto picks", "measured faster"]
+    let summary = "Sum over the \(count) chains (forward + backward, update excluded): auto's choices \(format(total.auto * 1e3, 1)) ms, " +
+        "the measured faster mode of each \(format(total.best * 1e3, 1)) ms, all online \(format(total.online * 1e3, 1)) ms, " +
+        "all naive \(format(total.naive * 1e3, 1)) ms; the multiply-add model picked the faster mode for \(agreed) of \(count)."
+    return ("### expanded chains of VGG-16 pruned 0.7 (rate 4, batch \(batch)): the auto mode's multiply-add model against measurement\n\n"
+            + table(header, rows) + "\n\n" + summary + "\n", records)
 }
 
 // MARK: infer
@@ -482,6 +539,13 @@ do {
                 records.append(result.json)
             }
             return records
+        }
+    }
+    if all || settings.command == "chains" {
+        try section("chains") {
+            let result = try chainChoice(pruned: pruned, settings: settings)
+            print(result.markdown)
+            return result.json
         }
     }
     if all || settings.command == "infer" {
