@@ -87,4 +87,12 @@ void crop_planes(const float *source, long planes, long height, long width, long
 /// fit an int (the caller checks height · width).
 void max_pool_2x2(const float *x, long planes, long height, long width, float *y, int *argmax);
 
+/// A spin-wait hint (x86 `pause`; nothing elsewhere): the engine's worker pool calls it while
+/// it polls for work, so the waiting core yields pipeline resources and power.
+static inline void vector_kernels_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 #endif

@@ -8,12 +8,13 @@ let singleThreadedBLAS: Void = openblas_set_num_threads(1)
 /// Wrappers over OpenBLAS sgemm, row-major throughout.
 public enum BLAS {
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, with op(A) m×k and op(B) k×n, row-major.
-    /// Products of at least 2²² multiply-adds are split over the engine's threads by blocks of
+    /// Products of at least 2¹⁹ multiply-adds are split over the engine's threads by blocks of
     /// C (columns when n ≥ m, else rows), never along k, into a number of blocks fixed per
-    /// machine, so results do not depend on the thread setting. Below that bound (≈ 40 µs on
-    /// one core) waking a second thread costs about what it saves: batch-1 inference of a
-    /// pruned VGG-16 took 1.0–1.2 ms with 2²⁰, 0.83 ms with 2²². `parallel: false` keeps it
-    /// on the calling thread (already one of several workers).
+    /// machine, so results do not depend on the thread setting. Below that bound (≈ 5 µs on
+    /// one core) handing half to a helper costs about what it saves. With libdispatch's
+    /// workers (20–45 µs to wake) the bound had to be 2²²; with `WorkerPool`'s polling helpers
+    /// batch-1 inference of a pruned VGG-16 measured 0.70–0.74 ms at 2¹⁹ against 0.75–0.82
+    /// at 2²². `parallel: false` keeps it on the calling thread (already one of several workers).
     static func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
@@ -25,7 +26,7 @@ public enum BLAS {
         // blockings), so a split that followed the thread setting would change results when a
         // trainer changes it. With one thread the blocks simply run one after another.
         let pieces = Parallel.reductionGroups
-        if !parallel || pieces <= 1 || m &* n &* k < 1 << 22 || max(m, n) < 32 {
+        if !parallel || pieces <= 1 || m &* n &* k < 1 << 19 || max(m, n) < 32 {
             serialGemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                        a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return

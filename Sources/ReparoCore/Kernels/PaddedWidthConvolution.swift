@@ -76,13 +76,13 @@ struct PaddedWidthConvolution {
 
     /// `body(range)` over column pieces of `count` columns: one piece on the calling thread,
     /// or `Parallel.reductionGroups` pieces (multiples of 32, the kernels' tile) over the engine's
-    /// threads when the product is worth a dispatch (≥ 2²² multiply-adds in all, as in
+    /// threads when the product is worth a dispatch (≥ 2¹⁹ multiply-adds in all, as in
     /// `BLAS.gemm`; `workPerColumn` = multiply-adds per column). Results do not depend on the
     /// split: each output element is one kernel sum.
     @inline(__always)
     static func splitColumns(_ count: Int, workPerColumn: Int, parallel: Bool, _ body: (Range<Int>) -> Void) {
         let pieces = parallel ? Parallel.reductionGroups : 1
-        if pieces <= 1 || count &* workPerColumn < 1 << 22 {
+        if pieces <= 1 || count &* workPerColumn < 1 << 19 {
             body(0..<count)
             return
         }

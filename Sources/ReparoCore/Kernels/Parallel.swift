@@ -6,7 +6,7 @@ private let engineThreads = Atomic<Int>(ProcessInfo.processInfo.activeProcessorC
 
 /// Work splitting over the engine's compute threads. Every parallel loop of the engine goes
 /// through here, GEMMs included (OpenBLAS itself runs single-threaded, see `BLAS`), so one pool
-/// of workers does all the work and no idle BLAS thread spins against it. Each index is
+/// of workers (`WorkerPool`) does all the work and no idle BLAS thread spins against it. Each index is
 /// processed exactly once and the split never changes results.
 public enum Parallel {
     /// Threads used by `forEach` (set by the trainer's `threads` option; default all cores).
@@ -40,6 +40,8 @@ public enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
+        if WorkerPool.shared.run(count, workers: workers, body) { return }
+        // The pool is busy (a nested call, or another thread's job) or smaller than `threads`.
         withoutActuallyEscaping(body) { body in
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
                 let start = count * worker / workers

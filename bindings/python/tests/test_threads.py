@@ -71,3 +71,33 @@ def test_logits_do_not_depend_on_the_thread_setting(rng) -> None:
         for single, batch in runs:
             assert np.array_equal(single, reference[0])
             assert np.array_equal(batch, reference[1])
+
+
+def test_a_forked_child_can_still_infer(rng) -> None:
+    """The engine's worker threads are not copied into a child forked after they started
+    (Python multiprocessing's default start method on Linux): the child must still compute,
+    with the same logits, instead of waiting forever for helpers it does not have."""
+    import os
+    import time
+
+    model = reparo.Model.create({"preset": "resnet20", "width": 0.5}, seed=5)
+    images = rng.standard_normal((32, 3, 32, 32)).astype(np.float32)
+    reference = model.infer(images)  # starts the worker threads in this process
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        status = 1
+        try:
+            status = 0 if np.array_equal(model.infer(images), reference) else 2
+        finally:
+            os._exit(status)
+    deadline = time.monotonic() + 120
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked child did not finish inferring within 120 s")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(status) == 0
