@@ -3,54 +3,81 @@ import Synchronization
 import Testing
 @testable import ReparoCore
 
-/// The engine's polling worker pool (`WorkerPool`): every index runs exactly once, on the
-/// helper for the helper's range, after the helpers went to sleep, and a nested or concurrent
-/// call falls back instead of deadlocking. Tests that need the pool to themselves make their
-/// own (other suites run in parallel and use the shared one).
+/// The engine's polling worker pool (`WorkerPool`): every index runs exactly once, a helper
+/// takes a range while the caller is busy (also after it went to sleep), and a nested or
+/// concurrent call falls back instead of deadlocking. Tests that need the pool to themselves
+/// make their own (other suites run in parallel and use the shared one).
 @Suite("Worker pool")
 struct WorkerPoolTests {
-    /// Runs `Parallel`-style work through `run` and returns how often each index ran and
-    /// whether any index ran on a thread other than the caller's.
-    static func counts(_ pool: WorkerPool, _ count: Int, workers: Int) -> (ran: Bool, counts: [Int], helped: Bool) {
+    /// How often each index ran through `pool.run` (nil if the pool refused the job).
+    static func counts(_ pool: WorkerPool, _ count: Int, workers: Int) -> [Int]? {
         let slots = UnsafeMutablePointer<Int>.allocate(capacity: count)
-        let threads = UnsafeMutablePointer<pthread_t>.allocate(capacity: count)
-        defer { slots.deallocate(); threads.deallocate() }
+        defer { slots.deallocate() }
         slots.initialize(repeating: 0, count: count)
-        let caller = pthread_self()
-        let ran = pool.run(count, workers: workers) { i in
-            slots[i] += 1
-            threads[i] = pthread_self()
-        }
-        let helped = ran && (0..<count).contains { pthread_equal(threads[$0], caller) == 0 }
-        return (ran, Array(UnsafeBufferPointer(start: slots, count: count)), helped)
+        guard pool.run(count, workers: workers, { i in slots[i] += 1 }) else { return nil }
+        return Array(UnsafeBufferPointer(start: slots, count: count))
     }
 
-    @Test("each index runs exactly once, the helpers' ranges on helper threads")
+    /// A two-range job whose first range waits (up to 10 s) until the second has run: it
+    /// finishes early only if two threads ran the ranges at the same time (either may take
+    /// either range). Returns whether the pool ran it and whether two threads did.
+    static func helperTakesSecondRange(_ pool: WorkerPool) -> (ran: Bool, helped: Bool) {
+        let secondDone = Atomic<Bool>(false)
+        let threads = UnsafeMutablePointer<pthread_t>.allocate(capacity: 2)
+        defer { threads.deallocate() }
+        let ran = pool.run(2, workers: 2) { i in
+            threads[i] = pthread_self()
+            if i == 1 {
+                secondDone.store(true, ordering: .releasing)
+                return
+            }
+            let deadline = Date().addingTimeInterval(10)
+            while !secondDone.load(ordering: .acquiring), Date() < deadline { usleep(50) }
+        }
+        return (ran, ran && secondDone.load(ordering: .acquiring) && pthread_equal(threads[0], threads[1]) == 0)
+    }
+
+    @Test("each index runs exactly once, for any count and number of ranges")
     func exactlyOnce() throws {
         let helpers = 3
         let pool = WorkerPool(helpers: helpers)
         for workers in 2...(helpers + 1) {
             for count in [workers, workers + 1, 7, 64, 1001] where count >= workers {
-                let result = Self.counts(pool, count, workers: workers)
-                #expect(result.ran, "count \(count), workers \(workers)")
-                #expect(result.counts == [Int](repeating: 1, count: count), "count \(count), workers \(workers)")
-                #expect(result.helped, "count \(count), workers \(workers): every index ran on the caller")
+                #expect(Self.counts(pool, count, workers: workers) == [Int](repeating: 1, count: count),
+                        "count \(count), workers \(workers)")
             }
         }
         // More workers than the pool has: refused, nothing run.
-        let refused = Self.counts(pool, helpers + 3, workers: helpers + 2)
-        #expect(!refused.ran && refused.counts.allSatisfy { $0 == 0 })
+        #expect(Self.counts(pool, helpers + 3, workers: helpers + 2) == nil)
+    }
+
+    @Test("a helper runs one range while the caller runs the other")
+    func helperRuns() throws {
+        let pool = WorkerPool(helpers: 1)
+        for _ in 0..<20 {
+            let result = Self.helperTakesSecondRange(pool)
+            #expect(result.ran && result.helped)
+        }
     }
 
     @Test("helpers that went to sleep wake for the next job")
     func wakesAfterSleeping() throws {
         let pool = WorkerPool(helpers: 1)
-        for _ in 0..<20 {
-            // Well past the polling period: the helpers are asleep on the condition variable.
+        for _ in 0..<10 {
+            // Well past the polling period: the helper is asleep on the condition variable.
             usleep(UInt32(WorkerPool.spinSeconds * 1e6) * 5 + 1000)
             #expect(pool.sleepingHelpers == 1)
-            let result = Self.counts(pool, 64, workers: 2)
-            #expect(result.ran && result.helped && result.counts.allSatisfy { $0 == 1 })
+            let result = Self.helperTakesSecondRange(pool)
+            #expect(result.ran && result.helped)
+        }
+    }
+
+    @Test("a caller whose helper never comes runs every range itself")
+    func callerRunsUnclaimedRanges() throws {
+        // The extreme of an asleep or descheduled helper: one that never started.
+        let pool = WorkerPool(helpers: 1, startingThreads: false)
+        for count in [2, 3, 1001] {
+            #expect(Self.counts(pool, count, workers: 2) == [Int](repeating: 1, count: count))
         }
     }
 

@@ -28,30 +28,33 @@ final class WorkerPool: @unchecked Sendable {
     let helpers: Int
     /// The process whose threads the helpers are.
     private let owner = getpid()
-    /// Job number × 256 + the job's worker count (caller included), published in one word so a
-    /// helper reads both consistently. Only the thread that owns `busy` writes it.
-    private let state = Atomic<Int>(0)
-    /// Helpers that have not finished the current job.
-    private let pending = Atomic<Int>(0)
+    /// The current job in one word: generation << 16 | ranges << 8 | next unclaimed range.
+    /// Workers claim ranges by compare-and-swap, so a range runs exactly once, on whichever
+    /// thread gets to it first: a caller whose helper is asleep or descheduled runs the
+    /// helper's range itself instead of waiting for it. Only the thread owning `busy` starts a job.
+    private let job = Atomic<Int>(0)
+    /// Ranges of the current job that are done.
+    private let finished = Atomic<Int>(0)
     /// Helpers asleep (or about to be) on `condition`.
     private let sleepers = Atomic<Int>(0)
     /// Set while a caller owns the pool.
     private let busy = Atomic<Bool>(false)
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    // The current job: written by the caller holding `busy` before it publishes `state`
-    // (release), read by the job's helpers after they see it (acquire); not rewritten until
-    // every helper is done.
+    // The current job's body and size: written by the caller holding `busy` before it
+    // publishes `job` (release), read by a worker after it claims one of the job's ranges
+    // (acquire); the caller waits for every range, so they stay valid while any runs.
     private var body: UnsafeRawPointer?
     private var count = 0
 
-    /// A pool of its own (tests); the engine uses `shared`. Its threads live as long as the process.
-    init(helpers: Int) {
+    /// A pool of its own (tests); the engine uses `shared`. The pool and its threads live as
+    /// long as the process. `startingThreads: false` (tests) makes a pool whose helpers never come.
+    init(helpers: Int, startingThreads: Bool = true) {
         self.helpers = max(0, helpers)
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(condition, nil)
-        for index in 0..<self.helpers {
-            let thread = Thread { [unowned self] in self.helperLoop(worker: index + 1) }
+        for index in 0..<(startingThreads ? self.helpers : 0) {
+            let thread = Thread { self.helperLoop() }    // the threads keep the pool alive: it is never freed
             thread.name = "reparo-worker-\(index + 1)"
             thread.stackSize = 8 << 20
             thread.start()
@@ -61,10 +64,10 @@ final class WorkerPool: @unchecked Sendable {
     /// Helpers asleep at this moment (tests).
     var sleepingHelpers: Int { sleepers.load(ordering: .relaxed) }
 
-    /// Calls `body(i)` for i in 0..<count, split into `workers` contiguous ranges (worker w
-    /// takes count·w/workers ..< count·(w+1)/workers), range 0 on the calling thread; returns
-    /// when all are done. Returns false without running anything when the pool is in use, has
-    /// fewer than workers − 1 helpers, or was started by the parent of this process.
+    /// Calls `body(i)` for i in 0..<count, split into `workers` contiguous ranges (range w is
+    /// count·w/workers ..< count·(w+1)/workers), each run by the calling thread or a helper;
+    /// returns when all are done. Returns false without running anything when the pool is in
+    /// use, has fewer than workers − 1 helpers, or was started by the parent of this process.
     func run(_ count: Int, workers: Int, _ body: (Int) -> Void) -> Bool {
         guard workers >= 2, workers - 1 <= helpers, workers <= WorkerPool.maximumHelpers, getpid() == owner,
               busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
@@ -72,21 +75,21 @@ final class WorkerPool: @unchecked Sendable {
             withUnsafePointer(to: body) { pointer in
                 self.body = UnsafeRawPointer(pointer)
                 self.count = count
-                pending.store(workers - 1, ordering: .relaxed)
-                let job = (state.load(ordering: .relaxed) / 256 + 1) * 256 + workers
-                // Sequentially consistent with the sleepers count (see `helperLoop`): either a
+                finished.store(0, ordering: .relaxed)
+                let generation = (job.load(ordering: .relaxed) >> 16) + 1
+                // Sequentially consistent with the sleepers count (see `awaitJob`): either a
                 // helper sees this job before it sleeps, or this thread sees it asleep.
-                state.store(job, ordering: .sequentiallyConsistent)
+                job.store(generation << 16 | workers << 8, ordering: .sequentiallyConsistent)
                 if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                     pthread_mutex_lock(mutex)
                     pthread_cond_broadcast(condition)
                     pthread_mutex_unlock(mutex)
                 }
-                WorkerPool.runRange(UnsafeRawPointer(pointer), worker: 0, workers: workers, count: count)
-                // Poll, then yield: on an oversubscribed machine a helper may be waiting for
-                // this very core.
+                claimAndRun(generation: generation)
+                // Every range is claimed: wait for the helpers' to finish. Poll, then yield
+                // (on an oversubscribed machine a helper may be waiting for this very core).
                 var polls = 0
-                while pending.load(ordering: .acquiring) > 0 {
+                while finished.load(ordering: .acquiring) < workers {
                     polls += 1
                     if polls < 1024 { vector_kernels_cpu_relax() } else { sched_yield() }
                 }
@@ -97,51 +100,64 @@ final class WorkerPool: @unchecked Sendable {
         return true
     }
 
-    /// Worker `worker`'s range of the job whose body `(Int) -> Void` is at `pointer`. Not
-    /// inlined: the copy of the closure (a retain) is released before the caller reports done.
-    @inline(never)
-    private static func runRange(_ pointer: UnsafeRawPointer, worker: Int, workers: Int, count: Int) {
-        let body = pointer.assumingMemoryBound(to: ((Int) -> Void).self).pointee
-        for i in (count * worker / workers)..<(count * (worker + 1) / workers) { body(i) }
-    }
-
-    private func helperLoop(worker: Int) {
-        var seen = 0    // the initial state: every job differs, also one published before this thread started
-        while true {
-            var current = state.load(ordering: .acquiring)
-            if current == seen {
-                current = awaitJob(after: seen)
+    /// Claims the unclaimed ranges of job `generation` one at a time and runs them; returns
+    /// when none is left or the job is another.
+    private func claimAndRun(generation: Int) {
+        var word = job.load(ordering: .acquiring)
+        while word >> 16 == generation {
+            let ranges = (word >> 8) & 255, next = word & 255
+            guard next < ranges else { return }
+            let (exchanged, original) = job.compareExchange(expected: word, desired: word + 1, ordering: .acquiringAndReleasing)
+            guard exchanged else {
+                word = original
+                continue
             }
-            seen = current
-            let workers = current % 256
-            // A job this helper is part of cannot finish (and be replaced) without it, so the
-            // body and count read here are that job's.
-            guard worker < workers, let body else { continue }
-            WorkerPool.runRange(body, worker: worker, workers: workers, count: count)
-            pending.subtract(1, ordering: .releasing)
+            // The claimed range keeps the job's caller waiting, so body and count are this job's.
+            if let body { WorkerPool.runRange(body, range: next, ranges: ranges, count: count) }
+            finished.add(1, ordering: .releasing)
+            word = job.load(ordering: .acquiring)
         }
     }
 
-    /// Polls `state` for `spinSeconds`, then sleeps until it differs from `seen`.
+    /// Range `range` of the job whose body `(Int) -> Void` is at `pointer`. Not inlined: the
+    /// copy of the closure (a retain) is released before the caller reports the range done.
+    @inline(never)
+    private static func runRange(_ pointer: UnsafeRawPointer, range: Int, ranges: Int, count: Int) {
+        let body = pointer.assumingMemoryBound(to: ((Int) -> Void).self).pointee
+        for i in (count * range / ranges)..<(count * (range + 1) / ranges) { body(i) }
+    }
+
+    private func helperLoop() {
+        var seen = 0    // generation 0 = none: every job is new, also one published before this thread started
+        while true {
+            var word = job.load(ordering: .acquiring)
+            if word >> 16 == seen { word = awaitJob(after: seen) }
+            seen = word >> 16
+            claimAndRun(generation: seen)
+        }
+    }
+
+    /// Polls `job` for `spinSeconds`, then sleeps until its generation differs from `seen`;
+    /// returns the new job word.
     private func awaitJob(after seen: Int) -> Int {
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(WorkerPool.spinSeconds * 1e9)
         var polls = 0
         while true {
-            let current = state.load(ordering: .acquiring)
-            if current != seen { return current }
+            let word = job.load(ordering: .acquiring)
+            if word >> 16 != seen { return word }
             vector_kernels_cpu_relax()
             polls += 1
             if polls % 256 == 0, DispatchTime.now().uptimeNanoseconds > deadline { break }
         }
         pthread_mutex_lock(mutex)
         sleepers.add(1, ordering: .sequentiallyConsistent)
-        var current = state.load(ordering: .sequentiallyConsistent)
-        while current == seen {
+        var word = job.load(ordering: .sequentiallyConsistent)
+        while word >> 16 == seen {
             pthread_cond_wait(condition, mutex)
-            current = state.load(ordering: .sequentiallyConsistent)
+            word = job.load(ordering: .sequentiallyConsistent)
         }
         sleepers.subtract(1, ordering: .sequentiallyConsistent)
         pthread_mutex_unlock(mutex)
-        return current
+        return word
     }
 }

@@ -8,6 +8,7 @@
 //   reparo-bench chains            per expanded chain of VGG-16: naive vs online, multiply-add
 //                                  model (the auto mode's choice) against measured times
 //   reparo-bench infer             collapsed + BN-folded VGG-16 (pruned, dense), batch 1 and 64
+//   reparo-bench infer-layers      the same models' eval forward, per layer (not part of `all`)
 //   reparo-bench all               all of the above
 // Options: --threads N (2), --reps N (10, the minimum of timed repetitions after 2 warm-ups),
 //          --batch N (64), --json PATH (also write the results as JSON),
@@ -61,7 +62,7 @@ struct Settings {
             }
             index += 1
         }
-        guard ["conv-efficiency", "step", "layers", "chains", "infer", "all"].contains(settings.command) else {
+        guard ["conv-efficiency", "step", "layers", "chains", "infer", "infer-layers", "all"].contains(settings.command) else {
             fail("unknown command \(settings.command)\n\(usage)")
         }
         return settings
@@ -69,8 +70,8 @@ struct Settings {
 }
 
 let usage = """
-usage: reparo-bench [conv-efficiency|step|layers|chains|infer|all] [--threads N] [--reps N] [--batch N] [--json PATH]
-                    [--variant compact|naive|online|dense]   (layers, infer: profile only that model)
+usage: reparo-bench [conv-efficiency|step|layers|chains|infer|infer-layers|all] [--threads N] [--reps N] [--batch N] [--json PATH]
+                    [--variant compact|naive|online|dense]   (layers, infer, infer-layers: only that model)
 """
 
 func fail(_ message: String) -> Never {
@@ -469,6 +470,45 @@ func inferBench(dense: Model, pruned: Model, settings: Settings) throws -> (mark
             + "\nworkspace MiB: buffers the model keeps for that batch size; allocs/call: most heap allocations (whole process) of one timed call after warm-up.\n", records)
 }
 
+// MARK: infer-layers
+
+/// Where an inference pass's time goes: each top-level layer's eval-mode forward timed alone
+/// (no conv + ReLU fusion, so a ReLU's time is what the fused pass saves), medians.
+func inferenceLayerProfile(model: Model, label: String, batch: Int, settings: Settings) throws -> (markdown: String, json: [String: Any]) {
+    let layers = model.network.layers
+    let caches = try layers.map { try $0.makeCache(batch: batch, training: false) }
+    let outputs = try layers.map { try FloatBuffer(count: batch * $0.outputShape.count) }
+    let input = try FloatBuffer(count: batch * model.inputShape.count)
+    fillRandom(input.pointer, count: input.count, seed: 23)
+    let repetitions = max(settings.repetitions, batch == 1 ? 200 : 10)
+    var times = [[Double]](repeating: [], count: layers.count)
+    for repetition in 0..<(repetitions + 3) {
+        var x = UnsafePointer(input.pointer)
+        for (index, layer) in layers.enumerated() {
+            let start = now()
+            layer.forward(x, outputs[index].pointer, cache: caches[index], training: false)
+            if repetition >= 3 { times[index].append(now() - start) }
+            x = UnsafePointer(outputs[index].pointer)
+        }
+    }
+    let medians = times.map { $0.sorted()[$0.count / 2] }
+    let total = medians.reduce(0, +)
+    var rows: [[String]] = []
+    var records: [[String: Any]] = []
+    for (index, layer) in layers.enumerated() {
+        let type = String(describing: Swift.type(of: layer))
+        let macs = Double(layer.multiplyAdds) * Double(batch)
+        let shape = layer.outputShape
+        rows.append([layer.name, type, "\(shape.channels)×\(shape.height)×\(shape.width)", format(medians[index] * 1e6, 1),
+                     format(100 * medians[index] / total, 1) + "%",
+                     layer is Conv2D || layer is Linear ? format(2 * macs / medians[index] / 1e9, 0) : ""])
+        records.append(["name": layer.name, "type": type, "us": medians[index] * 1e6])
+    }
+    rows.append(["**sum**", "", "", format(total * 1e6, 1), "100%", ""])
+    return ("#### \(label), batch \(batch)\n\n" + table(["layer", "type", "output", "µs", "share", "GFLOP/s"], rows) + "\n",
+            ["model": label, "batch": batch, "layers": records, "sum_us": total * 1e6])
+}
+
 // MARK: main
 
 let settings = Settings.parse(Array(CommandLine.arguments.dropFirst()))
@@ -546,6 +586,23 @@ do {
             let result = try chainChoice(pruned: pruned, settings: settings)
             print(result.markdown)
             return result.json
+        }
+    }
+    if settings.command == "infer-layers" {
+        try section("infer_layers") {
+            let fold = try CollapseOptions.parse(#"{"fold_batchnorm":true}"#)
+            var records: [[String: Any]] = []
+            print("### where an inference pass's time goes (eval forward per layer, unfused, medians)\n")
+            for (label, model) in [("pruned 0.7, collapsed + BN folded", try Collapse.collapse(try expanded(pruned), options: fold)),
+                                   ("dense, BN folded", try Collapse.collapse(dense, options: fold))]
+                where settings.variant.map({ label.contains($0) }) ?? true {
+                for batch in Array(Set([1, settings.batch])).sorted() {
+                    let result = try inferenceLayerProfile(model: model, label: label, batch: batch, settings: settings)
+                    print(result.markdown)
+                    records.append(result.json)
+                }
+            }
+            return records
         }
     }
     if all || settings.command == "infer" {
