@@ -87,6 +87,10 @@ void crop_planes(const float *source, long planes, long height, long width, long
 /// fit an int (the caller checks height · width).
 void max_pool_2x2(const float *x, long planes, long height, long width, float *y, int *argmax);
 
+/// The CPU the calling thread runs on (sched_getcpu; -1 where unknown). The worker pool uses
+/// it to notice when it shares a CPU with the thread it waits for.
+int vector_kernels_current_cpu(void);
+
 /// A spin-wait hint (x86 `pause`; nothing elsewhere): the engine's worker pool calls it while
 /// it polls for work, so the waiting core yields pipeline resources and power.
 static inline void vector_kernels_cpu_relax(void) {

@@ -39,6 +39,11 @@ final class WorkerPool: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
     /// Set while a caller owns the pool.
     private let busy = Atomic<Bool>(false)
+    /// The CPU the last caller started its job on, and the one a helper last ran a range on:
+    /// when the scheduler puts both threads on one CPU (a cpuset of one core, a busy machine),
+    /// polling would take the CPU from the thread being waited for, so each yields instead.
+    private let callerCPU = Atomic<Int>(-1)
+    private let helperCPU = Atomic<Int>(-2)
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     // The current job's body and size: written by the caller holding `busy` before it
@@ -76,6 +81,8 @@ final class WorkerPool: @unchecked Sendable {
                 self.body = UnsafeRawPointer(pointer)
                 self.count = count
                 finished.store(0, ordering: .relaxed)
+                let cpu = Int(vector_kernels_current_cpu())
+                callerCPU.store(cpu, ordering: .relaxed)
                 let generation = (job.load(ordering: .relaxed) >> 16) + 1
                 // Sequentially consistent with the sleepers count (see `awaitJob`): either a
                 // helper sees this job before it sleeps, or this thread sees it asleep.
@@ -91,7 +98,11 @@ final class WorkerPool: @unchecked Sendable {
                 var polls = 0
                 while finished.load(ordering: .acquiring) < workers {
                     polls += 1
-                    if polls < 1024 { vector_kernels_cpu_relax() } else { sched_yield() }
+                    if polls < 1024 && (cpu < 0 || helperCPU.load(ordering: .relaxed) != cpu) {
+                        vector_kernels_cpu_relax()
+                    } else {
+                        sched_yield()
+                    }
                 }
                 self.body = nil
             }
@@ -133,6 +144,7 @@ final class WorkerPool: @unchecked Sendable {
             var word = job.load(ordering: .acquiring)
             if word >> 16 == seen { word = awaitJob(after: seen) }
             seen = word >> 16
+            helperCPU.store(Int(vector_kernels_current_cpu()), ordering: .relaxed)
             claimAndRun(generation: seen)
         }
     }
@@ -147,7 +159,13 @@ final class WorkerPool: @unchecked Sendable {
             if word >> 16 != seen { return word }
             vector_kernels_cpu_relax()
             polls += 1
-            if polls % 256 == 0, DispatchTime.now().uptimeNanoseconds > deadline { break }
+            if polls % 256 == 0 {
+                if DispatchTime.now().uptimeNanoseconds > deadline { break }
+                // On the caller's CPU: let it run rather than poll against it.
+                let cpu = Int(vector_kernels_current_cpu())
+                helperCPU.store(cpu, ordering: .relaxed)
+                if cpu >= 0, cpu == callerCPU.load(ordering: .relaxed) { sched_yield() }
+            }
         }
         pthread_mutex_lock(mutex)
         sleepers.add(1, ordering: .sequentiallyConsistent)
