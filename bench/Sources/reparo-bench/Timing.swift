@@ -56,11 +56,16 @@ func measure(warmup: Int = 2, repetitions: Int = 10, budget: Double = 0.3, _ bod
         times.append(elapsed)
         spent += elapsed
     }
-    times.sort()
-    let middle = times.count / 2
-    let median = times.count % 2 == 1 ? times[middle] : (times[middle - 1] + times[middle]) / 2
-    return Sample(median: median, minimum: times[0], repetitions: times.count, allocations: allocations,
+    return Sample(median: median(times), minimum: times.min() ?? 0, repetitions: times.count, allocations: allocations,
                   allocatedBytes: allocatedBytes)
+}
+
+/// The median of `values` (the mean of the middle two for an even count; 0 if empty).
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return 0 }
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }
 
 /// Deterministic uniform values in [-1, 1) (xorshift), for inputs and gradients.

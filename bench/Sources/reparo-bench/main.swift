@@ -301,9 +301,16 @@ func stepBench(pruned: Model, label modelLabel: String, settings: Settings) thro
 
 // MARK: layers
 
+/// The layer benchmarks' input: `batch` random images (fixed seed).
+func randomInput(_ model: Model, batch: Int) throws -> FloatBuffer {
+    let input = try FloatBuffer(count: batch * model.inputShape.count)
+    fillRandom(input.pointer, count: input.count, seed: 11)
+    return input
+}
+
 /// Median forward and backward seconds of each top-level layer in a training-mode pass
-/// (chains in `mode`), the layers' own caches, random input and output gradient.
-func layerTimes(model: Model, mode: String, settings: Settings) throws -> [(forward: Double, backward: Double)] {
+/// (chains in `mode`), the layers' own caches, a random output gradient.
+func layerTimes(model: Model, input: FloatBuffer, mode: String, settings: Settings) throws -> [(forward: Double, backward: Double)] {
     let batch = settings.batch
     let layers = model.network.layers
     for chain in chains(model) {
@@ -312,8 +319,6 @@ func layerTimes(model: Model, mode: String, settings: Settings) throws -> [(forw
     let caches = try layers.map { try $0.makeCache(batch: batch, training: true) }
     let outputs = try layers.map { try FloatBuffer(count: batch * $0.outputShape.count) }
     let gradients = try layers.map { try FloatBuffer(count: batch * $0.outputShape.count) }
-    let input = try FloatBuffer(count: batch * model.inputShape.count)
-    fillRandom(input.pointer, count: input.count, seed: 11)
     var forwardTimes = [[Double]](repeating: [], count: layers.count)
     var backwardTimes = [[Double]](repeating: [], count: layers.count)
     for repetition in 0..<(settings.repetitions + 2) {
@@ -333,10 +338,6 @@ func layerTimes(model: Model, mode: String, settings: Settings) throws -> [(forw
             if repetition >= 2 { backwardTimes[index].append(now() - start) }
         }
     }
-    func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    }
     return zip(forwardTimes, backwardTimes).map { (median($0), median($1)) }
 }
 
@@ -345,9 +346,8 @@ func layerTimes(model: Model, mode: String, settings: Settings) throws -> [(forw
 func layerProfile(model: Model, label: String, mode: String, settings: Settings) throws -> (markdown: String, json: [String: Any]) {
     let batch = settings.batch
     let layers = model.network.layers
-    let times = try layerTimes(model: model, mode: mode, settings: settings)
-    let input = try FloatBuffer(count: batch * model.inputShape.count)
-    fillRandom(input.pointer, count: input.count, seed: 11)
+    let input = try randomInput(model, batch: batch)
+    let times = try layerTimes(model: model, input: input, mode: mode, settings: settings)
     var byType: [(type: String, forward: Double, backward: Double)] = []
     var perLayer: [[String: Any]] = []
     for (index, layer) in layers.enumerated() {
@@ -398,8 +398,9 @@ func layerProfile(model: Model, label: String, mode: String, settings: Settings)
 func chainChoice(pruned: Model, settings: Settings) throws -> (markdown: String, json: [[String: Any]]) {
     let batch = settings.batch
     let naiveModel = try expanded(pruned), onlineModel = try expanded(pruned)
-    let naiveTimes = try layerTimes(model: naiveModel, mode: "naive", settings: settings)
-    let onlineTimes = try layerTimes(model: onlineModel, mode: "online", settings: settings)
+    let input = try randomInput(pruned, batch: batch)
+    let naiveTimes = try layerTimes(model: naiveModel, input: input, mode: "naive", settings: settings)
+    let onlineTimes = try layerTimes(model: onlineModel, input: input, mode: "online", settings: settings)
     var rows: [[String]] = []
     var records: [[String: Any]] = []
     var total = (auto: 0.0, best: 0.0, online: 0.0, naive: 0.0)
@@ -478,8 +479,7 @@ func inferenceLayerProfile(model: Model, label: String, batch: Int, settings: Se
     let layers = model.network.layers
     let caches = try layers.map { try $0.makeCache(batch: batch, training: false) }
     let outputs = try layers.map { try FloatBuffer(count: batch * $0.outputShape.count) }
-    let input = try FloatBuffer(count: batch * model.inputShape.count)
-    fillRandom(input.pointer, count: input.count, seed: 23)
+    let input = try randomInput(model, batch: batch)
     let repetitions = max(settings.repetitions, batch == 1 ? 200 : 10)
     var times = [[Double]](repeating: [], count: layers.count)
     for repetition in 0..<(repetitions + 3) {
@@ -491,7 +491,7 @@ func inferenceLayerProfile(model: Model, label: String, batch: Int, settings: Se
             x = UnsafePointer(outputs[index].pointer)
         }
     }
-    let medians = times.map { $0.sorted()[$0.count / 2] }
+    let medians = times.map(median)
     let total = medians.reduce(0, +)
     var rows: [[String]] = []
     var records: [[String: Any]] = []
