@@ -160,7 +160,8 @@ reparo_status reparo_evaluate(const reparo_model *model, const float *images, co
  *                         residual block; "pruned" = those whose conv widths differ
  *   "clip_norm": 0        clip the global gradient norm (0 = off)
  *   "seed": 0             augmentation randomness
- *   "threads": 0          compute threads (0 = all cores; process-wide; OpenBLAS itself runs single-threaded)
+ *   "threads": 0          compute threads (0 = every core the process may use,
+ *                         i.e. its affinity mask / taskset; process-wide; OpenBLAS itself runs single-threaded)
  *   "chain_mode": "auto" | "naive" | "online"   how expanded chains are trained: "naive" runs
  *                         the three factors; "online" collapses them once per step, runs one
  *                         compact conv and maps its weight gradient back onto the factors (same

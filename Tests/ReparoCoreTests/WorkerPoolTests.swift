@@ -1,3 +1,4 @@
+import CVectorKernels
 import Foundation
 import Synchronization
 import Testing
@@ -112,5 +113,26 @@ struct WorkerPoolTests {
             }
         }
         #expect(UnsafeBufferPointer(start: slots, count: callers * count).allSatisfy { $0 == rounds })
+    }
+
+    /// The usable-CPU count follows the affinity mask (Foundation's processor counts do not):
+    /// confined to the CPU it runs on, a thread may use exactly one; given back its mask, as many
+    /// as before. (The mask is per thread here, so other suites are not affected.)
+    @Test("the usable-CPU count follows the affinity mask")
+    func usableCPUsFollowAffinity() throws {
+        var original = [UInt8](repeating: 0, count: 128)
+        guard vector_kernels_thread_affinity(&original, 128, 0) == 0 else { return }  // not Linux
+        let before = Int(vector_kernels_usable_cpus())
+        #expect(before == original.reduce(0) { $0 + $1.nonzeroBitCount })
+        #expect(Parallel.cores >= 1 && Parallel.cores <= ProcessInfo.processInfo.activeProcessorCount)
+        let cpu = Int(vector_kernels_current_cpu())
+        try #require(cpu >= 0 && cpu < 1024)
+        var single = [UInt8](repeating: 0, count: 128)
+        single[cpu / 8] = 1 << UInt8(cpu % 8)
+        try #require(vector_kernels_thread_affinity(&single, 128, 1) == 0)
+        let confined = Int(vector_kernels_usable_cpus())
+        #expect(vector_kernels_thread_affinity(&original, 128, 1) == 0)
+        #expect(confined == 1)
+        #expect(Int(vector_kernels_usable_cpus()) == before)
     }
 }

@@ -91,6 +91,16 @@ void max_pool_2x2(const float *x, long planes, long height, long width, float *y
 /// it to notice when it shares a CPU with the thread it waits for.
 int vector_kernels_current_cpu(void);
 
+/// How many CPUs this process may run on (its affinity mask: `taskset`, a container's cpuset;
+/// 0 where unknown). The engine's default thread count and its worker pool's size come from it,
+/// so a process confined to one core does not start threads that fight over that core.
+int vector_kernels_usable_cpus(void);
+
+/// The calling thread's affinity mask as `bytes` raw bytes (bit c of byte c/8 = CPU c): read
+/// into `mask` (`set` = 0) or applied from it (`set` = 1). 0 on success, -1 where unsupported.
+/// For tests of the above.
+int vector_kernels_thread_affinity(unsigned char *mask, int bytes, int set);
+
 /// A spin-wait hint (x86 `pause`; nothing elsewhere): the engine's worker pool calls it while
 /// it polls for work, so the waiting core yields pipeline resources and power.
 static inline void vector_kernels_cpu_relax(void) {

@@ -1,15 +1,25 @@
+import CVectorKernels
 import Foundation
 import Synchronization
 
 /// Engine compute threads, process-wide (atomic: a trainer may set it while another thread infers).
-private let engineThreads = Atomic<Int>(ProcessInfo.processInfo.activeProcessorCount)
+private let engineThreads = Atomic<Int>(Parallel.cores)
 
 /// Work splitting over the engine's compute threads. Every parallel loop of the engine goes
 /// through here, GEMMs included (OpenBLAS itself runs single-threaded, see `BLAS`), so one pool
 /// of workers (`WorkerPool`) does all the work and no idle BLAS thread spins against it. Each index is
 /// processed exactly once and the split never changes results.
 public enum Parallel {
-    /// Threads used by `forEach` (set by the trainer's `threads` option; default all cores).
+    /// CPUs this process may run on: its affinity mask (`taskset`, a container's cpuset) where
+    /// known, at most the machine's active processors. The default thread count, and one more
+    /// than the worker pool's helpers. (Foundation's `activeProcessorCount` ignores the mask.)
+    public static let cores: Int = {
+        let active = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let usable = Int(vector_kernels_usable_cpus())
+        return usable > 0 ? min(usable, active) : active
+    }()
+
+    /// Threads used by `forEach` (set by the trainer's `threads` option; default `cores`).
     public static var threads: Int {
         get { engineThreads.load(ordering: .relaxed) }
         set { engineThreads.store(max(1, min(newValue, 256)), ordering: .relaxed) }

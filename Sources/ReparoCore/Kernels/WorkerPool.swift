@@ -16,8 +16,8 @@ import Synchronization
 /// never deadlocks and concurrent models stay correct. So is a call in a child process forked
 /// after the pool started (its helpers were not copied), e.g. Python multiprocessing.
 final class WorkerPool: @unchecked Sendable {
-    /// Process-wide pool with one helper per core beyond the caller's (started on first use).
-    static let shared = WorkerPool(helpers: min(ProcessInfo.processInfo.activeProcessorCount - 1, maximumHelpers))
+    /// Process-wide pool with one helper per usable core beyond the caller's (started on first use).
+    static let shared = WorkerPool(helpers: min(Parallel.cores - 1, maximumHelpers))
     static let maximumHelpers = 255
 
     /// How long an idle helper polls before it sleeps: longer than the gaps between the

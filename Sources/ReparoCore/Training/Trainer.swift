@@ -110,7 +110,7 @@ public final class Trainer {
         runningStatistics = student.parameters.filter { !$0.kind.isTrainable }
         runningBackup = try runningStatistics.map { try FloatBuffer(count: $0.count) }
         generator = SeededGenerator(seed: options.seed)
-        let threads = options.threads > 0 ? options.threads : ProcessInfo.processInfo.activeProcessorCount
+        let threads = options.threads > 0 ? options.threads : Parallel.cores
         Parallel.threads = threads   // process-wide (atomic); OpenBLAS itself stays single-threaded
     }
 

@@ -18,7 +18,7 @@ public struct TrainerOptions: Equatable, Sendable {
     public var kdLayers: KDLayers = .pruned
     public var clipNorm: Double = 0
     public var seed: UInt64 = 0
-    /// 0 = all cores.
+    /// 0 = every core the process may use (`Parallel.cores`: its affinity mask).
     public var threads = 0
     /// How expanded chains are trained (`ExpandedChain.TrainingMode`).
     public var chainMode: ExpandedChain.TrainingMode = .automatic
