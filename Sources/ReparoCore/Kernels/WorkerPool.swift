@@ -52,6 +52,13 @@ final class WorkerPool: @unchecked Sendable {
     private var body: UnsafeRawPointer?
     private var count = 0
 
+    /// The job's body as a struct field: stored at its own type, where a bare function value
+    /// stored through a generic pointer takes a heap-allocated reabstraction thunk per job.
+    /// (`withoutActuallyEscaping` still allocates its 32-byte wrapper once per job.)
+    private struct Job {
+        let body: (Int) -> Void
+    }
+
     /// A pool of its own (tests); the engine uses `shared`. The pool and its threads live as
     /// long as the process. `startingThreads: false` (tests) makes a pool whose helpers never come.
     init(helpers: Int, startingThreads: Bool = true) {
@@ -77,7 +84,7 @@ final class WorkerPool: @unchecked Sendable {
         guard workers >= 2, workers - 1 <= helpers, workers <= WorkerPool.maximumHelpers, getpid() == owner,
               busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
         withoutActuallyEscaping(body) { body in
-            withUnsafePointer(to: body) { pointer in
+            withUnsafePointer(to: Job(body: body)) { pointer in
                 self.body = UnsafeRawPointer(pointer)
                 self.count = count
                 finished.store(0, ordering: .relaxed)
@@ -130,11 +137,11 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Range `range` of the job whose body `(Int) -> Void` is at `pointer`. Not inlined: the
+    /// Range `range` of the job whose `Job` is at `pointer`. Not inlined: the
     /// copy of the closure (a retain) is released before the caller reports the range done.
     @inline(never)
     private static func runRange(_ pointer: UnsafeRawPointer, range: Int, ranges: Int, count: Int) {
-        let body = pointer.assumingMemoryBound(to: ((Int) -> Void).self).pointee
+        let body = pointer.assumingMemoryBound(to: Job.self).pointee.body
         for i in (count * range / ranges)..<(count * (range + 1) / ranges) { body(i) }
     }
 

@@ -60,6 +60,39 @@ func measure(warmup: Int = 2, repetitions: Int = 10, budget: Double = 0.3, _ bod
                   allocatedBytes: allocatedBytes)
 }
 
+/// Times several operations in interleaved rounds (each round calls every body once, in
+/// order) after `warmup` untimed rounds, so a machine whose speed drifts over seconds (a
+/// shared VM) slows them alike. Returns each body's sample and its per-round times, for
+/// paired ratios (`pairedRatio`).
+func measureInterleaved(warmup: Int = 2, rounds: Int, _ bodies: [() throws -> Void]) throws
+    -> [(sample: Sample, times: [Double])] {
+    for _ in 0..<warmup { for body in bodies { try body() } }
+    var times = [[Double]](repeating: [], count: bodies.count)
+    var allocations = [UInt64](repeating: 0, count: bodies.count)
+    var allocatedBytes = [UInt64](repeating: 0, count: bodies.count)
+    for _ in 0..<max(1, rounds) {
+        for (index, body) in bodies.enumerated() {
+            let before = reparo_bench_allocation_count(), bytesBefore = reparo_bench_allocated_bytes()
+            let start = now()
+            try body()
+            let elapsed = now() - start
+            allocations[index] = max(allocations[index], reparo_bench_allocation_count() - before)
+            allocatedBytes[index] = max(allocatedBytes[index], reparo_bench_allocated_bytes() - bytesBefore)
+            times[index].append(elapsed)
+        }
+    }
+    return times.indices.map { index in
+        (Sample(median: median(times[index]), minimum: times[index].min() ?? 0, repetitions: times[index].count,
+                allocations: allocations[index], allocatedBytes: allocatedBytes[index]), times[index])
+    }
+}
+
+/// The median over rounds of `times[r] / reference[r]`: a ratio of two interleaved
+/// measurements that drift between rounds cancels out of.
+func pairedRatio(_ times: [Double], _ reference: [Double]) -> Double {
+    median(zip(times, reference).map { $0 / $1 })
+}
+
 /// The median of `values` (the mean of the middle two for an even count; 0 if empty).
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()

@@ -260,43 +260,53 @@ func stepBench(pruned: Model, label modelLabel: String, settings: Settings) thro
     let shape = pruned.inputShape
     let images = try FloatBuffer(count: batch * shape.count)
     fillRandom(images.pointer, count: images.count, seed: 7)
-    let labels = (0..<batch).map { Int32($0 % pruned.classes) }
-    var rows: [[String]] = []
-    var records: [[String: Any]] = []
-    var compactTime = 0.0
-    for (label, mode) in [("compact (pruned)", "auto"), ("expanded naive", "naive"),
-                          ("expanded online", "online"), ("expanded auto", "auto")] {
+    let labelPointer = UnsafeMutablePointer<Int32>.allocate(capacity: batch)
+    defer { labelPointer.deallocate() }
+    for i in 0..<batch { labelPointer[i] = Int32(i % pruned.classes) }
+    let variants = [("compact (pruned)", "auto"), ("expanded naive", "naive"),
+                    ("expanded online", "online"), ("expanded auto", "auto")]
+    // Every variant is built and warmed up first (its engine memory measured then), then the
+    // steps run in interleaved rounds: "vs compact" is the median of per-round ratios.
+    var models: [Model] = [], trainers: [Trainer] = [], engineMiB: [Double] = []
+    for (label, mode) in variants {
         let engineBase = FloatBuffer.allocated
         let model = label.hasPrefix("compact") ? try pruned.clone() : try expanded(pruned)
         let trainer = try makeTrainer(model, mode: mode, settings: settings)
-        let sample = try labels.withUnsafeBufferPointer { labelPointer -> Sample in
-            guard let labelBase = labelPointer.baseAddress else { fail("no labels") }
-            return try measure(repetitions: settings.repetitions, budget: 0) {
-                try trainer.step(images: images.pointer, labels: labelBase, batch: batch)
-            }
-        }
+        for _ in 0..<2 { try trainer.step(images: images.pointer, labels: labelPointer, batch: batch) }
         // Engine buffers this model and its trainer hold (weights, gradients, momentum,
-        // activations, workspaces), measured after the timed steps.
-        let engineMiB = Double(FloatBuffer.allocated - engineBase) / Double(1 << 20)
-        if label.hasPrefix("compact") { compactTime = sample.median }
+        // activations, workspaces), measured after warm-up.
+        engineMiB.append(Double(FloatBuffer.allocated - engineBase) / Double(1 << 20))
+        models.append(model)
+        trainers.append(trainer)
+    }
+    let measured = try measureInterleaved(warmup: 0, rounds: settings.repetitions, trainers.map { trainer in
+        { try trainer.step(images: images.pointer, labels: labelPointer, batch: batch) }
+    })
+    var rows: [[String]] = []
+    var records: [[String: Any]] = []
+    for (index, (label, mode)) in variants.enumerated() {
+        let (sample, times) = measured[index]
+        let model = models[index]
+        let ratio = pairedRatio(times, measured[0].times)
         let work = stepMultiplyAdds(model, mode: label.hasPrefix("compact") ? "compact" : mode, batch: batch)
         let chainModes = chains(model).map { $0.trainingCost(batch: batch) }
             .map { $0.online <= $0.naive ? "online" : "naive" }
         let resolved = label == "expanded auto" ? " (\(chainModes.filter { $0 == "online" }.count)/\(chainModes.count) chains online)" : ""
         rows.append([label + resolved, format(sample.milliseconds, 1), format(sample.minimum * 1e3, 1),
-                     format(sample.median / compactTime, 2) + "×", format(work / 1e9, 2),
-                     format(2 * work / sample.median / 1e9, 0), format(engineMiB, 0),
+                     format(ratio, 2) + "×", format(work / 1e9, 2),
+                     format(2 * work / sample.median / 1e9, 0), format(engineMiB[index], 0),
                      "\(sample.allocations) (\(format(Double(sample.allocatedBytes) / 1024, 1)) KiB)",
                      "\(sample.repetitions)"])
         records.append(["model": modelLabel, "variant": label, "chain_mode": label.hasPrefix("compact") ? "none" : mode,
                         "gmac_per_step": work / 1e9, "achieved_gflops": 2 * work / sample.median / 1e9,
-                        "engine_mib": engineMiB]
+                        "engine_mib": engineMiB[index], "vs_compact": ratio, "times_ms": times.map { $0 * 1e3 }]
                        .merging(sample.json) { a, _ in a })
     }
     let header = ["\(modelLabel), batch \(batch)", "median ms", "min ms", "vs compact", "GMAC/step", "GFLOP/s", "engine MiB",
                   "allocs/step", "reps"]
     return ("### training step (SGD momentum, CE, forward+backward+update)\n\n" + table(header, rows)
-            + "\nengine MiB: buffers the model and its trainer hold; allocs/step: most heap allocations (whole process) of one timed step after warm-up.\n", records)
+            + "\nvs compact: median over rounds of this step's time / the compact step's in the same round (the four steps run interleaved, round after round).\n"
+            + "engine MiB: buffers the model and its trainer hold; allocs/step: most heap allocations (whole process) of one timed step after warm-up.\n", records)
 }
 
 // MARK: layers
