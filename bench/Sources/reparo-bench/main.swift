@@ -320,7 +320,12 @@ func randomInput(_ model: Model, batch: Int) throws -> FloatBuffer {
 
 /// Median forward and backward seconds of each top-level layer in a training-mode pass
 /// (chains in `mode`), the layers' own caches, a random output gradient.
-func layerTimes(model: Model, input: FloatBuffer, mode: String, settings: Settings) throws -> [(forward: Double, backward: Double)] {
+/// Per-layer forward and backward medians of `model` (batch `settings.batch`), each layer timed
+/// alone in turn; `betweenRounds` runs after each round (warm-up rounds included) untimed.
+/// `roundTotals`: the sum over layers of each timed round.
+func layerTimes(model: Model, input: FloatBuffer, mode: String, settings: Settings,
+                betweenRounds: () throws -> Void = {}) throws
+    -> (layers: [(forward: Double, backward: Double)], roundTotals: [Double]) {
     let batch = settings.batch
     let layers = model.network.layers
     for chain in chains(model) {
@@ -331,12 +336,16 @@ func layerTimes(model: Model, input: FloatBuffer, mode: String, settings: Settin
     let gradients = try layers.map { try FloatBuffer(count: batch * $0.outputShape.count) }
     var forwardTimes = [[Double]](repeating: [], count: layers.count)
     var backwardTimes = [[Double]](repeating: [], count: layers.count)
+    var roundTotals: [Double] = []
     for repetition in 0..<(settings.repetitions + 2) {
+        var total = 0.0
         var x = UnsafePointer(input.pointer)
         for (index, layer) in layers.enumerated() {
             let start = now()
             layer.forward(x, outputs[index].pointer, cache: caches[index], training: true)
-            if repetition >= 2 { forwardTimes[index].append(now() - start) }
+            let elapsed = now() - start
+            total += elapsed
+            if repetition >= 2 { forwardTimes[index].append(elapsed) }
             x = UnsafePointer(outputs[index].pointer)
         }
         fillRandom(gradients[layers.count - 1].pointer, count: gradients[layers.count - 1].count, seed: 12)
@@ -345,19 +354,40 @@ func layerTimes(model: Model, input: FloatBuffer, mode: String, settings: Settin
             let dx = index == 0 ? nil : gradients[index - 1].pointer
             let start = now()
             layers[index].backward(x, outputs[index].pointer, gradients[index].pointer, dx, cache: caches[index])
-            if repetition >= 2 { backwardTimes[index].append(now() - start) }
+            let elapsed = now() - start
+            total += elapsed
+            if repetition >= 2 { backwardTimes[index].append(elapsed) }
         }
+        if repetition >= 2 { roundTotals.append(total) }
+        try betweenRounds()
     }
-    return zip(forwardTimes, backwardTimes).map { (median($0), median($1)) }
+    return (zip(forwardTimes, backwardTimes).map { (median($0), median($1)) }, roundTotals)
 }
 
 /// Per-layer forward and backward times of a training step, grouped by layer type, and the
-/// rest of the step (loss, finiteness check, SGD update) as the step time minus their sum.
+/// rest of the step (loss, finiteness check, SGD update): per round, a full step minus the sum
+/// of that round's layer times, median over rounds.
 func layerProfile(model: Model, label: String, mode: String, settings: Settings) throws -> (markdown: String, json: [String: Any]) {
     let batch = settings.batch
     let layers = model.network.layers
     let input = try randomInput(model, batch: batch)
-    let times = try layerTimes(model: model, input: input, mode: mode, settings: settings)
+    // The whole step through the Trainer, once after each round of layer timings, for the
+    // remainder (loss, checks, update): the median over rounds of step − Σ layers, so the
+    // machine's drift between rounds cancels out.
+    let trainer = try makeTrainer(try model.clone(), mode: mode, settings: settings)
+    let labels = (0..<batch).map { Int32($0 % model.classes) }
+    var stepTimes: [Double] = []
+    let (times, roundTotals) = try labels.withUnsafeBufferPointer { pointer in
+        guard let base = pointer.baseAddress else { fail("no labels") }
+        return try layerTimes(model: model, input: input, mode: mode, settings: settings) {
+            let start = now()
+            try trainer.step(images: input.pointer, labels: base, batch: batch)
+            stepTimes.append(now() - start)
+        }
+    }
+    stepTimes.removeFirst(stepTimes.count - roundTotals.count)   // the warm-up rounds'
+    let step = median(stepTimes)
+    let other = median(zip(stepTimes, roundTotals).map { $0 - $1 })
     var byType: [(type: String, forward: Double, backward: Double)] = []
     var perLayer: [[String: Any]] = []
     for (index, layer) in layers.enumerated() {
@@ -371,28 +401,17 @@ func layerProfile(model: Model, label: String, mode: String, settings: Settings)
             byType.append((type, f, b))
         }
     }
-    // The whole step through the Trainer, for the remainder (loss, checks, update).
-    let trainer = try makeTrainer(try model.clone(), mode: mode, settings: settings)
-    let labels = (0..<batch).map { Int32($0 % model.classes) }
-    let step = try labels.withUnsafeBufferPointer { pointer -> Sample in
-        guard let base = pointer.baseAddress else { fail("no labels") }
-        return try measure(repetitions: settings.repetitions, budget: 0) {
-            try trainer.step(images: input.pointer, labels: base, batch: batch)
-        }
-    }
-    let layerTotal = byType.reduce(0) { $0 + $1.forward + $1.backward }
     var rows = byType.map { entry in
         [entry.type, format(entry.forward * 1e3, 1), format(entry.backward * 1e3, 1),
          format((entry.forward + entry.backward) * 1e3, 1),
-         format(100 * (entry.forward + entry.backward) / step.median, 0) + "%"]
+         format(100 * (entry.forward + entry.backward) / step, 0) + "%"]
     }
-    let other = step.median - layerTotal
-    rows.append(["rest of the step (loss, finiteness check, SGD update)", "", "", format(other * 1e3, 1),
-                 format(100 * other / step.median, 0) + "%"])
-    rows.append(["**Trainer.step**", "", "", format(step.milliseconds, 1), "100%"])
+    rows.append(["rest: step − Σ layers (loss, finiteness check, SGD update; < 0 when the layers timed alone, each with its own buffers, ran slower than inside the step)", "", "", format(other * 1e3, 1),
+                 format(100 * other / step, 0) + "%"])
+    rows.append(["**Trainer.step**", "", "", format(step * 1e3, 1), "100%"])
     let markdown = "#### \(label)\n\n" + table(["layer type", "forward ms", "backward ms", "total ms", "share of step"], rows) + "\n"
     let json: [String: Any] = [
-        "model": label, "chain_mode": mode, "step_ms": step.milliseconds, "other_ms": other * 1e3,
+        "model": label, "chain_mode": mode, "step_ms": step * 1e3, "other_ms": other * 1e3,
         "by_type": byType.map { ["type": $0.type, "forward_ms": $0.forward * 1e3, "backward_ms": $0.backward * 1e3] },
         "layers": perLayer,
     ]
@@ -409,8 +428,8 @@ func chainChoice(pruned: Model, settings: Settings) throws -> (markdown: String,
     let batch = settings.batch
     let naiveModel = try expanded(pruned), onlineModel = try expanded(pruned)
     let input = try randomInput(pruned, batch: batch)
-    let naiveTimes = try layerTimes(model: naiveModel, input: input, mode: "naive", settings: settings)
-    let onlineTimes = try layerTimes(model: onlineModel, input: input, mode: "online", settings: settings)
+    let naiveTimes = try layerTimes(model: naiveModel, input: input, mode: "naive", settings: settings).layers
+    let onlineTimes = try layerTimes(model: onlineModel, input: input, mode: "online", settings: settings).layers
     var rows: [[String]] = []
     var records: [[String: Any]] = []
     var total = (auto: 0.0, best: 0.0, online: 0.0, naive: 0.0)
