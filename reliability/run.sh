@@ -13,7 +13,9 @@
 #                                         (default 100)
 #   reliability/run.sh handles            foreign, wrong-kind, freed and reused handles rejected
 #   reliability/run.sh nonfinite          NaN/Inf weights: load, infer, evaluate, train, method
-#   reliability/run.sh all                threads, leaks, handles, nonfinite, tsan, asan
+#   reliability/run.sh allocations        warmed-up steps and inferences make no heap allocation
+#                                         (malloc interposed for the whole process)
+#   reliability/run.sh all                threads, leaks, handles, nonfinite, allocations, tsan, asan
 # Each exits non-zero on a failure. Binaries go to reliability/.build/ (not committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,6 +93,13 @@ nonfinite() {
     python3 reliability/nonfinite.py "$dir/libreparo.so"
 }
 
+allocations() {
+    local dir; dir=$(release_lib)
+    cc -O2 -Wall -Wextra -pthread -I include reliability/allocations.c -L "$dir" -lreparo -Wl,-rpath,"$dir" \
+        -o "$out/allocations"
+    "$out/allocations"
+}
+
 valgrind_leaks() {
     command -v valgrind >/dev/null || { echo "valgrind: SKIPPED (not installed: apt-get install valgrind)"; return 0; }
     local dir; dir=$(release_lib)
@@ -109,8 +118,9 @@ case "${1:-}" in
     valgrind) shift; valgrind_leaks "$@" ;;
     handles) handles ;;
     nonfinite) nonfinite ;;
+    allocations) allocations ;;
     all) status=0
-         for step in threads leaks handles nonfinite tsan asan; do "$step" || status=1; done
+         for step in threads leaks handles nonfinite allocations tsan asan; do "$step" || status=1; done
          exit $status ;;
-    *) sed -n '4,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '4,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -92,7 +92,7 @@ struct WorkerPoolTests {
         let refusals = Atomic<Int>(0)
         let ran = pool.run(outer, workers: 2) { o in
             if !pool.run(2, workers: 2, { _ in }) { refusals.add(1, ordering: .relaxed) }
-            Parallel.forEach(inner, minimumWork: 1 << 10) { i in slots[o * inner + i] += 1 }
+            Parallel.forEach(inner, minimumWork: 1 << 10, context: slots + o * inner) { row, i in row[i] += 1 }
         }
         #expect(ran)
         #expect(refusals.load(ordering: .relaxed) == outer)
@@ -109,7 +109,7 @@ struct WorkerPoolTests {
         DispatchQueue.concurrentPerform(iterations: callers) { caller in
             let row = base.assumingMemoryBound(to: Int.self) + caller * count
             for _ in 0..<rounds {
-                Parallel.forEach(count, minimumWork: 1 << 10) { i in row[i] += 1 }
+                Parallel.forEach(count, minimumWork: 1 << 10, context: row) { row, i in row[i] += 1 }
             }
         }
         #expect(UnsafeBufferPointer(start: slots, count: callers * count).allSatisfy { $0 == rounds })

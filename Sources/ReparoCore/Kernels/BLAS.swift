@@ -36,17 +36,19 @@ public enum BLAS {
         // Blocks of a multiple of 16 (one AVX-512 register of floats), one per piece.
         let block = ((extent + pieces - 1) / pieces + 15) / 16 * 16
         let blocks = (extent + block - 1) / block
-        Parallel.forEach(blocks, minimumWork: 1 << 20) { index in
-            let start = index * block
-            let size = min(block, extent - start)
-            if splitColumns {
-                serialGemm(transposeA: transposeA, transposeB: transposeB, m: m, n: size, k: k, alpha: alpha,
-                           a: a, lda: lda, b: transposeB ? b + start * ldb : b + start, ldb: ldb,
-                           beta: beta, c: c + start, ldc: ldc)
+        let context = (transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                       b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, block: block, extent: extent, splitColumns: splitColumns)
+        Parallel.forEach(blocks, minimumWork: 1 << 20, context: context) { g, index in
+            let start = index * g.block
+            let size = min(g.block, g.extent - start)
+            if g.splitColumns {
+                serialGemm(transposeA: g.transposeA, transposeB: g.transposeB, m: g.m, n: size, k: g.k, alpha: g.alpha,
+                           a: g.a, lda: g.lda, b: g.transposeB ? g.b + start * g.ldb : g.b + start, ldb: g.ldb,
+                           beta: g.beta, c: g.c + start, ldc: g.ldc)
             } else {
-                serialGemm(transposeA: transposeA, transposeB: transposeB, m: size, n: n, k: k, alpha: alpha,
-                           a: transposeA ? a + start : a + start * lda, lda: lda, b: b, ldb: ldb,
-                           beta: beta, c: c + start * ldc, ldc: ldc)
+                serialGemm(transposeA: g.transposeA, transposeB: g.transposeB, m: size, n: g.n, k: g.k, alpha: g.alpha,
+                           a: g.transposeA ? g.a + start : g.a + start * g.lda, lda: g.lda, b: g.b, ldb: g.ldb,
+                           beta: g.beta, c: g.c + start * g.ldc, ldc: g.ldc)
             }
         }
     }

@@ -33,13 +33,14 @@ struct ConvolutionTiling: Equatable {
         (tiles * group / groups)..<(tiles * (group + 1) / groups)
     }
 
-    /// Runs `body(group)` for every group: in parallel when there are several.
+    /// Runs `body(context, group)` for every group: in parallel when there are several.
+    /// `body` captures nothing (see `Parallel.forEach`).
     @inline(__always)
-    func runGroups(_ body: (Int) -> Void) {
+    func runGroups<Context>(context: Context, _ body: @escaping (Context, Int) -> Void) {
         if groups == 1 {
-            body(0)
+            body(context, 0)
         } else {
-            Parallel.forEach(groups, minimumWork: 1 << 20, body)
+            Parallel.forEach(groups, minimumWork: 1 << 20, context: context, body)
         }
     }
 }

@@ -215,8 +215,10 @@ enum Vector {
     static func permuteBlocks(_ x: UnsafePointer<Float>, to y: UnsafeMutablePointer<Float>, a: Int, b: Int, inner: Int) {
         let tile = 16
         let tiles = (b + tile - 1) / tile
-        Parallel.forEach(tiles, minimumWork: tile * a * inner) { blockIndex in
-            let j0 = blockIndex * tile, j1 = min(b, j0 + tile)
+        Parallel.forEach(tiles, minimumWork: tile * a * inner,
+                         context: (x: x, y: y, a: a, b: b, inner: inner, tile: tile)) { c, blockIndex in
+            let (x, y, a, b, inner) = (c.x, c.y, c.a, c.b, c.inner)
+            let j0 = blockIndex * c.tile, j1 = min(b, j0 + c.tile)
             for i in 0..<a {
                 let source = x + (i * b) * inner
                 for j in j0..<j1 {

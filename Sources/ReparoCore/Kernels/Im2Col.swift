@@ -55,10 +55,11 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<I
     let ncols = images.count * g.outputSpatial
     var geometry = g.unfoldGeometry
     withUnsafePointer(to: &geometry) { geometry in
-        func unfoldRow(_ row: Int) {
-            unfold_row_stride1(x, geometry, row, images.lowerBound, images.count, columns + row * ncols)
+        Parallel.forEach(g.patchSize, minimumWork: ncols, parallel: parallel,
+                         context: (x: x, geometry: geometry, first: images.lowerBound, count: images.count,
+                                   columns: columns, ncols: ncols)) { c, row in
+            unfold_row_stride1(c.x, c.geometry, row, c.first, c.count, c.columns + row * c.ncols)
         }
-        Parallel.forEach(g.patchSize, minimumWork: ncols, parallel: parallel) { unfoldRow($0) }
     }
 }
 
@@ -66,44 +67,49 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<I
 /// the vector rows).
 func im2colScalar(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<Int>,
                   _ columns: UnsafeMutablePointer<Float>, parallel: Bool) {
+    let ncols = images.count * g.outputSpatial
+    Parallel.forEach(g.patchSize, minimumWork: ncols, parallel: parallel,
+                     context: (x: x, g: g, images: images, columns: columns)) { c, row in
+        unfoldRowScalar(c.x, c.g, images: c.images, c.columns, row: row)
+    }
+}
+
+/// Row `row` (channel c, tap (u, v)) of `im2colScalar`.
+private func unfoldRowScalar(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<Int>,
+                             _ columns: UnsafeMutablePointer<Float>, row: Int) {
     let kernelArea = g.kernelHeight * g.kernelWidth
     let inputPlane = g.inputHeight * g.inputWidth
     let inputImage = g.inputChannels * inputPlane
     let ncols = images.count * g.outputSpatial
-    // A local function, not a closure stored in a `let`: a stored closure's captures are
-    // heap-allocated on every call, a local function's are not.
-    func unfoldRow(_ row: Int) {
-        let c = row / kernelArea
-        let u = (row % kernelArea) / g.kernelWidth
-        let v = row % g.kernelWidth
-        var out = columns + row * ncols
-        for n in images {
-            let plane = x + n * inputImage + c * inputPlane
-            for oh in 0..<g.outputHeight {
-                let ih = oh * g.stride - g.padding + u
-                if ih < 0 || ih >= g.inputHeight {
-                    out.update(repeating: 0, count: g.outputWidth)
-                    out += g.outputWidth
-                    continue
-                }
-                let line = plane + ih * g.inputWidth
-                if g.stride == 1 {
-                    // Contiguous run: zeros left, a copy, zeros right.
-                    let (lower, upper) = g.validColumns(v)
-                    if lower > 0 { out.update(repeating: 0, count: lower) }
-                    if upper > lower { out.advanced(by: lower).update(from: line + (lower + v - g.padding), count: upper - lower) }
-                    if upper < g.outputWidth { out.advanced(by: upper).update(repeating: 0, count: g.outputWidth - upper) }
-                } else {
-                    for ow in 0..<g.outputWidth {
-                        let iw = ow * g.stride - g.padding + v
-                        out[ow] = (iw >= 0 && iw < g.inputWidth) ? line[iw] : 0
-                    }
-                }
+    let c = row / kernelArea
+    let u = (row % kernelArea) / g.kernelWidth
+    let v = row % g.kernelWidth
+    var out = columns + row * ncols
+    for n in images {
+        let plane = x + n * inputImage + c * inputPlane
+        for oh in 0..<g.outputHeight {
+            let ih = oh * g.stride - g.padding + u
+            if ih < 0 || ih >= g.inputHeight {
+                out.update(repeating: 0, count: g.outputWidth)
                 out += g.outputWidth
+                continue
             }
+            let line = plane + ih * g.inputWidth
+            if g.stride == 1 {
+                // Contiguous run: zeros left, a copy, zeros right.
+                let (lower, upper) = g.validColumns(v)
+                if lower > 0 { out.update(repeating: 0, count: lower) }
+                if upper > lower { out.advanced(by: lower).update(from: line + (lower + v - g.padding), count: upper - lower) }
+                if upper < g.outputWidth { out.advanced(by: upper).update(repeating: 0, count: g.outputWidth - upper) }
+            } else {
+                for ow in 0..<g.outputWidth {
+                    let iw = ow * g.stride - g.padding + v
+                    out[ow] = (iw >= 0 && iw < g.inputWidth) ? line[iw] : 0
+                }
+            }
+            out += g.outputWidth
         }
     }
-    Parallel.forEach(g.patchSize, minimumWork: ncols, parallel: parallel) { unfoldRow($0) }
 }
 
 /// Folds `columns` [Cin·kH·kW, count·Hout·Wout] of images `images` back into those images of
@@ -118,53 +124,61 @@ func col2im(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: R
     let work = images.count * g.outputSpatial * g.kernelHeight * g.kernelWidth
     var geometry = g.unfoldGeometry
     withUnsafePointer(to: &geometry) { geometry in
-        func foldChannel(_ c: Int) {
-            fold_channel_stride1(columns, geometry, c, images.lowerBound, images.count, dx)
+        Parallel.forEach(g.inputChannels, minimumWork: work, parallel: parallel,
+                         context: (columns: columns, geometry: geometry, first: images.lowerBound, count: images.count,
+                                   dx: dx)) { c, channel in
+            fold_channel_stride1(c.columns, c.geometry, channel, c.first, c.count, c.dx)
         }
-        Parallel.forEach(g.inputChannels, minimumWork: work, parallel: parallel) { foldChannel($0) }
     }
 }
 
 /// `col2im` in Swift loops (any stride; the fallback without AVX-512, and the tests' oracle).
 func col2imScalar(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<Int>,
                   _ dx: UnsafeMutablePointer<Float>, parallel: Bool) {
+    let ncols = images.count * g.outputSpatial
+    // Each channel's rows write only that channel's planes: channels can run in parallel.
+    Parallel.forEach(g.inputChannels, minimumWork: ncols * g.kernelHeight * g.kernelWidth, parallel: parallel,
+                     context: (columns: columns, g: g, images: images, dx: dx)) { c, channel in
+        foldChannelScalar(c.columns, c.g, images: c.images, c.dx, channel: channel)
+    }
+}
+
+/// Channel `c` of `col2imScalar`.
+private func foldChannelScalar(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<Int>,
+                               _ dx: UnsafeMutablePointer<Float>, channel c: Int) {
     let kernelArea = g.kernelHeight * g.kernelWidth
     let inputPlane = g.inputHeight * g.inputWidth
     let inputImage = g.inputChannels * inputPlane
     let ncols = images.count * g.outputSpatial
-    // Each channel's rows write only that channel's planes: channels can run in parallel.
-    func foldChannel(_ c: Int) {
+    for n in images {
+        (dx + n * inputImage + c * inputPlane).update(repeating: 0, count: inputPlane)
+    }
+    for k in 0..<kernelArea {
+        let u = k / g.kernelWidth
+        let v = k % g.kernelWidth
+        var source = columns + (c * kernelArea + k) * ncols
         for n in images {
-            (dx + n * inputImage + c * inputPlane).update(repeating: 0, count: inputPlane)
-        }
-        for k in 0..<kernelArea {
-            let u = k / g.kernelWidth
-            let v = k % g.kernelWidth
-            var source = columns + (c * kernelArea + k) * ncols
-            for n in images {
-                let plane = dx + n * inputImage + c * inputPlane
-                for oh in 0..<g.outputHeight {
-                    let ih = oh * g.stride - g.padding + u
-                    if ih < 0 || ih >= g.inputHeight {
-                        source += g.outputWidth
-                        continue
-                    }
-                    let line = plane + ih * g.inputWidth
-                    if g.stride == 1 {
-                        let (lower, upper) = g.validColumns(v)
-                        if upper > lower {
-                            Vector.add(source + lower, into: line + (lower + v - g.padding), count: upper - lower)
-                        }
-                    } else {
-                        for ow in 0..<g.outputWidth {
-                            let iw = ow * g.stride - g.padding + v
-                            if iw >= 0 && iw < g.inputWidth { line[iw] += source[ow] }
-                        }
-                    }
+            let plane = dx + n * inputImage + c * inputPlane
+            for oh in 0..<g.outputHeight {
+                let ih = oh * g.stride - g.padding + u
+                if ih < 0 || ih >= g.inputHeight {
                     source += g.outputWidth
+                    continue
                 }
+                let line = plane + ih * g.inputWidth
+                if g.stride == 1 {
+                    let (lower, upper) = g.validColumns(v)
+                    if upper > lower {
+                        Vector.add(source + lower, into: line + (lower + v - g.padding), count: upper - lower)
+                    }
+                } else {
+                    for ow in 0..<g.outputWidth {
+                        let iw = ow * g.stride - g.padding + v
+                        if iw >= 0 && iw < g.inputWidth { line[iw] += source[ow] }
+                    }
+                }
+                source += g.outputWidth
             }
         }
     }
-    Parallel.forEach(g.inputChannels, minimumWork: ncols * kernelArea, parallel: parallel) { foldChannel($0) }
 }

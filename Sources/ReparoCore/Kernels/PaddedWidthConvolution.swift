@@ -74,22 +74,22 @@ struct PaddedWidthConvolution {
         }
     }
 
-    /// `body(range)` over column pieces of `count` columns: one piece on the calling thread,
-    /// or `Parallel.reductionGroups` pieces (multiples of 32, the kernels' tile) over the engine's
-    /// threads when the product is worth a dispatch (≥ 2¹⁹ multiply-adds in all, as in
+    /// How `count` columns are cut for the engine's threads: one piece (on the calling thread),
+    /// or `Parallel.reductionGroups` pieces of `block` columns (multiples of 32, the kernels'
+    /// tile) when the product is worth a dispatch (≥ 2¹⁹ multiply-adds in all, as in
     /// `BLAS.gemm`; `workPerColumn` = multiply-adds per column). Results do not depend on the
-    /// split: each output element is one kernel sum.
+    /// split: each output element is one kernel sum. Piece p is `columns(p, block, count)`.
     @inline(__always)
-    static func splitColumns(_ count: Int, workPerColumn: Int, parallel: Bool, _ body: (Range<Int>) -> Void) {
+    static func columnPieces(_ count: Int, workPerColumn: Int, parallel: Bool) -> (pieces: Int, block: Int) {
         let pieces = parallel ? Parallel.reductionGroups : 1
-        if pieces <= 1 || count &* workPerColumn < 1 << 19 {
-            body(0..<count)
-            return
-        }
+        if pieces <= 1 || count &* workPerColumn < 1 << 19 { return (1, max(count, 1)) }
         let block = ((count + pieces - 1) / pieces + 31) / 32 * 32
-        Parallel.forEach((count + block - 1) / block, minimumWork: 1 << 16) { piece in
-            body((piece * block)..<min(count, (piece + 1) * block))
-        }
+        return ((count + block - 1) / block, block)
+    }
+
+    @inline(__always)
+    static func columns(_ piece: Int, block: Int, count: Int) -> Range<Int> {
+        (piece * block)..<min(count, (piece + 1) * block)
     }
 
     /// y (one image, [Cout, H, W]) = conv(x (one image)) + bias.
@@ -98,10 +98,14 @@ struct PaddedWidthConvolution {
                  staging: UnsafeMutablePointer<Float>, parallel: Bool) {
         pad_planes(x, inputChannels, height, width, padding, padded)
         let columns = self.columns, patchSize = self.patchSize
-        PaddedWidthConvolution.splitColumns(columns, workPerColumn: outputChannels * patchSize,
-                                            parallel: parallel) { range in
-            narrow_sgemm_gathered(outputChannels, range.count, patchSize, w, patchSize, padded + range.lowerBound,
-                                  offsets, 0, staging + range.lowerBound, columns)
+        let (pieces, block) = PaddedWidthConvolution.columnPieces(columns, workPerColumn: outputChannels * patchSize,
+                                                                  parallel: parallel)
+        Parallel.forEach(pieces, minimumWork: 1 << 16,
+                         context: (outputChannels: outputChannels, patchSize: patchSize, w: w, padded: padded,
+                                   offsets: offsets, staging: staging, columns: columns, block: block)) { c, piece in
+            let range = PaddedWidthConvolution.columns(piece, block: c.block, count: c.columns)
+            narrow_sgemm_gathered(c.outputChannels, range.count, c.patchSize, c.w, c.patchSize, c.padded + range.lowerBound,
+                                  c.offsets, 0, c.staging + range.lowerBound, c.columns)
         }
         crop_planes(staging, outputChannels, height, width, paddedWidth, columns, bias, y)
     }
@@ -123,11 +127,17 @@ struct PaddedWidthConvolution {
         let gradient = paddedGradient + padding * paddedWidth + padding
         let columns = self.columns, plane = paddedPlane
         let gradientImage = outputChannels * plane, inputImage = inputChannels * plane
-        PaddedWidthConvolution.splitColumns(patchSize, workPerColumn: outputChannels * images * columns,
-                                            parallel: parallel) { range in
-            narrow_sgemm_abt_gathered(outputChannels, range.count, columns, gradient, plane, padded,
-                                      offsets.map { $0 + range.lowerBound }, images, gradientImage, inputImage, 1,
-                                      dW + range.lowerBound, patchSize)
+        let (pieces, block) = PaddedWidthConvolution.columnPieces(patchSize, workPerColumn: outputChannels * images * columns,
+                                                                  parallel: parallel)
+        Parallel.forEach(pieces, minimumWork: 1 << 16,
+                         context: (outputChannels: outputChannels, columns: columns, gradient: gradient,
+                                   plane: plane, padded: padded, offsets: offsets, images: images,
+                                   gradientImage: gradientImage, inputImage: inputImage, dW: dW,
+                                   patchSize: patchSize, block: block)) { c, piece in
+            let range = PaddedWidthConvolution.columns(piece, block: c.block, count: c.patchSize)
+            narrow_sgemm_abt_gathered(c.outputChannels, range.count, c.columns, c.gradient, c.plane, c.padded,
+                                      c.offsets.map { $0 + range.lowerBound }, c.images, c.gradientImage, c.inputImage, 1,
+                                      c.dW + range.lowerBound, c.patchSize)
         }
     }
 
@@ -137,10 +147,15 @@ struct PaddedWidthConvolution {
                        staging: UnsafeMutablePointer<Float>, parallel: Bool) {
         let columns = self.columns, depth = transposedPatchSize
         let source = paddedGradient + image * outputChannels * paddedPlane
-        PaddedWidthConvolution.splitColumns(columns, workPerColumn: inputChannels * depth,
-                                            parallel: parallel) { range in
-            narrow_sgemm_gathered(inputChannels, range.count, depth, rotatedWeight, depth,
-                                  source + range.lowerBound, offsets, 0, staging + range.lowerBound, columns)
+        let (pieces, block) = PaddedWidthConvolution.columnPieces(columns, workPerColumn: inputChannels * depth,
+                                                                  parallel: parallel)
+        Parallel.forEach(pieces, minimumWork: 1 << 16,
+                         context: (inputChannels: inputChannels, depth: depth, rotatedWeight: rotatedWeight,
+                                   source: source, offsets: offsets, staging: staging, columns: columns,
+                                   block: block)) { c, piece in
+            let range = PaddedWidthConvolution.columns(piece, block: c.block, count: c.columns)
+            narrow_sgemm_gathered(c.inputChannels, range.count, c.depth, c.rotatedWeight, c.depth,
+                                  c.source + range.lowerBound, c.offsets, 0, c.staging + range.lowerBound, c.columns)
         }
         crop_planes(staging, inputChannels, height, width, paddedWidth, columns, nil, dx)
     }

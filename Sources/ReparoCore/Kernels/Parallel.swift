@@ -33,31 +33,58 @@ public enum Parallel {
     /// `forEach` when `parallel`, else the plain loop on the calling thread (for work that may
     /// run inside one of several workers already).
     @inline(__always)
-    static func forEach(_ count: Int, minimumWork: Int, parallel: Bool, _ body: (Int) -> Void) {
+    static func forEach<Context>(_ count: Int, minimumWork: Int, parallel: Bool, context: Context,
+                                 _ body: @escaping (Context, Int) -> Void) {
         if parallel {
-            forEach(count, minimumWork: minimumWork, body)
+            forEach(count, minimumWork: minimumWork, context: context, body)
         } else {
-            for i in 0..<count { body(i) }
+            for i in 0..<count { body(context, i) }
         }
     }
 
-    /// Calls `body(i)` for i in 0..<count, in parallel when count × minimumWork is large
-    /// enough to pay for the dispatch (≈ 64k elements). Workers take contiguous index ranges.
+    /// Calls `body(context, i)` for i in 0..<count, in parallel when count × minimumWork is
+    /// large enough to pay for the dispatch (≈ 64k elements). Workers take contiguous index
+    /// ranges.
+    ///
+    /// `body` must capture nothing: what it needs comes in `context` (usually a tuple of
+    /// pointers and sizes). A non-capturing closure has no context to allocate, and the pool
+    /// gets the job as a pointer to the caller's stack, so a parallel loop allocates nothing
+    /// (`reparo-bench` counts heap allocations per step and inference call). A capturing
+    /// closure still works, for one heap allocation per call.
     @inline(__always)
-    static func forEach(_ count: Int, minimumWork: Int, _ body: (Int) -> Void) {
+    static func forEach<Context>(_ count: Int, minimumWork: Int, context: Context, _ body: @escaping (Context, Int) -> Void) {
         let workers = min(threads, count)
         if workers <= 1 || count.multipliedReportingOverflow(by: minimumWork).partialValue < 65_536 {
-            for i in 0..<count { body(i) }
+            for i in 0..<count { body(context, i) }
             return
         }
-        if WorkerPool.shared.run(count, workers: workers, body) { return }
+        if run(on: WorkerPool.shared, count, workers: workers, context: context, body) { return }
         // The pool is busy (a nested call, or another thread's job) or smaller than `threads`.
-        withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                let start = count * worker / workers
-                let end = count * (worker + 1) / workers
-                for i in start..<end { body(i) }
-            }
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let start = count * worker / workers
+            let end = count * (worker + 1) / workers
+            for i in start..<end { body(context, i) }
         }
+    }
+
+    /// `body(context, i)` for i in 0..<count on `pool` (see `WorkerPool.run(_:workers:work:)`);
+    /// false if the pool refused the job. The job lives on this stack frame; its `invoke`
+    /// captures nothing once specialized for `Context`.
+    @inline(__always)
+    static func run<Context>(on pool: WorkerPool, _ count: Int, workers: Int, context: Context,
+                             _ body: @escaping (Context, Int) -> Void) -> Bool {
+        withUnsafePointer(to: ContextJob(context: context, body: body)) { pointer in
+            pool.run(count, workers: workers, work: WorkerPool.Job(context: UnsafeRawPointer(pointer)) { raw, start, end in
+                let job = raw.assumingMemoryBound(to: ContextJob<Context>.self)
+                let body = job.pointee.body, context = job.pointee.context
+                for i in start..<end { body(context, i) }
+            })
+        }
+    }
+
+    /// A parallel loop's context and body, on the calling thread's stack while the loop runs.
+    private struct ContextJob<Context> {
+        let context: Context
+        let body: (Context, Int) -> Void
     }
 }

@@ -46,17 +46,21 @@ final class WorkerPool: @unchecked Sendable {
     private let helperCPU = Atomic<Int>(-2)
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    // The current job's body and size: written by the caller holding `busy` before it
-    // publishes `job` (release), read by a worker after it claims one of the job's ranges
-    // (acquire); the caller waits for every range, so they stay valid while any runs.
-    private var body: UnsafeRawPointer?
+    // The current job (a `Job` on the caller's stack) and its size: written by the caller
+    // holding `busy` before it publishes `job` (release), read by a worker after it claims one
+    // of the job's ranges (acquire); the caller waits for every range, so they stay valid
+    // while any runs.
+    private var current: UnsafeRawPointer?
     private var count = 0
 
-    /// The job's body as a struct field: stored at its own type, where a bare function value
-    /// stored through a generic pointer takes a heap-allocated reabstraction thunk per job.
-    /// (`withoutActuallyEscaping` still allocates its 32-byte wrapper once per job.)
-    private struct Job {
-        let body: (Int) -> Void
+    /// One job: `invoke(context, start, end)` runs indices start..<end. Plain data, so that
+    /// handing a job to the pool allocates nothing: `context` points into the caller's stack
+    /// and `invoke` captures nothing (see `Parallel.run`). A struct field holds the function
+    /// at its own type; stored bare through a generic pointer it would take a heap-allocated
+    /// reabstraction thunk per job.
+    struct Job {
+        let context: UnsafeRawPointer
+        let invoke: (UnsafeRawPointer, Int, Int) -> Void
     }
 
     /// A pool of its own (tests); the engine uses `shared`. The pool and its threads live as
@@ -76,43 +80,50 @@ final class WorkerPool: @unchecked Sendable {
     /// Helpers asleep at this moment (tests).
     var sleepingHelpers: Int { sleepers.load(ordering: .relaxed) }
 
-    /// Calls `body(i)` for i in 0..<count, split into `workers` contiguous ranges (range w is
+    /// Calls `body(i)` for i in 0..<count through `run(_:workers:work:)` (tests). A closure
+    /// costs one heap allocation per call here (`withoutActuallyEscaping`'s wrapper); the
+    /// engine passes non-capturing bodies instead (`Parallel.forEach`).
+    func run(_ count: Int, workers: Int, _ body: (Int) -> Void) -> Bool {
+        withoutActuallyEscaping(body) { body in
+            Parallel.run(on: self, count, workers: workers, context: body) { body, i in body(i) }
+        }
+    }
+
+    /// Runs `work` for indices 0..<count, split into `workers` contiguous ranges (range w is
     /// count·w/workers ..< count·(w+1)/workers), each run by the calling thread or a helper;
     /// returns when all are done. Returns false without running anything when the pool is in
     /// use, has fewer than workers − 1 helpers, or was started by the parent of this process.
-    func run(_ count: Int, workers: Int, _ body: (Int) -> Void) -> Bool {
+    func run(_ count: Int, workers: Int, work: Job) -> Bool {
         guard workers >= 2, workers - 1 <= helpers, workers <= WorkerPool.maximumHelpers, getpid() == owner,
               busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
-        withoutActuallyEscaping(body) { body in
-            withUnsafePointer(to: Job(body: body)) { pointer in
-                self.body = UnsafeRawPointer(pointer)
-                self.count = count
-                finished.store(0, ordering: .relaxed)
-                let cpu = Int(vector_kernels_current_cpu())
-                callerCPU.store(cpu, ordering: .relaxed)
-                let generation = (job.load(ordering: .relaxed) >> 16) + 1
-                // Sequentially consistent with the sleepers count (see `awaitJob`): either a
-                // helper sees this job before it sleeps, or this thread sees it asleep.
-                job.store(generation << 16 | workers << 8, ordering: .sequentiallyConsistent)
-                if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
-                    pthread_mutex_lock(mutex)
-                    pthread_cond_broadcast(condition)
-                    pthread_mutex_unlock(mutex)
-                }
-                claimAndRun(generation: generation)
-                // Every range is claimed: wait for the helpers' to finish. Poll, then yield
-                // (on an oversubscribed machine a helper may be waiting for this very core).
-                var polls = 0
-                while finished.load(ordering: .acquiring) < workers {
-                    polls += 1
-                    if polls < 1024 && (cpu < 0 || helperCPU.load(ordering: .relaxed) != cpu) {
-                        vector_kernels_cpu_relax()
-                    } else {
-                        sched_yield()
-                    }
-                }
-                self.body = nil
+        withUnsafePointer(to: work) { pointer in
+            self.current = UnsafeRawPointer(pointer)
+            self.count = count
+            finished.store(0, ordering: .relaxed)
+            let cpu = Int(vector_kernels_current_cpu())
+            callerCPU.store(cpu, ordering: .relaxed)
+            let generation = (job.load(ordering: .relaxed) >> 16) + 1
+            // Sequentially consistent with the sleepers count (see `awaitJob`): either a
+            // helper sees this job before it sleeps, or this thread sees it asleep.
+            job.store(generation << 16 | workers << 8, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                pthread_mutex_lock(mutex)
+                pthread_cond_broadcast(condition)
+                pthread_mutex_unlock(mutex)
             }
+            claimAndRun(generation: generation)
+            // Every range is claimed: wait for the helpers' to finish. Poll, then yield
+            // (on an oversubscribed machine a helper may be waiting for this very core).
+            var polls = 0
+            while finished.load(ordering: .acquiring) < workers {
+                polls += 1
+                if polls < 1024 && (cpu < 0 || helperCPU.load(ordering: .relaxed) != cpu) {
+                    vector_kernels_cpu_relax()
+                } else {
+                    sched_yield()
+                }
+            }
+            self.current = nil
         }
         busy.store(false, ordering: .releasing)
         return true
@@ -130,19 +141,19 @@ final class WorkerPool: @unchecked Sendable {
                 word = original
                 continue
             }
-            // The claimed range keeps the job's caller waiting, so body and count are this job's.
-            if let body { WorkerPool.runRange(body, range: next, ranges: ranges, count: count) }
+            // The claimed range keeps the job's caller waiting, so `current` and `count` are this job's.
+            if let current { WorkerPool.runRange(current, range: next, ranges: ranges, count: count) }
             finished.add(1, ordering: .releasing)
             word = job.load(ordering: .acquiring)
         }
     }
 
-    /// Range `range` of the job whose `Job` is at `pointer`. Not inlined: the
-    /// copy of the closure (a retain) is released before the caller reports the range done.
+    /// Range `range` of the job whose `Job` is at `pointer`. Not inlined: the copy of the
+    /// job's function (a retain) is released before the caller reports the range done.
     @inline(never)
     private static func runRange(_ pointer: UnsafeRawPointer, range: Int, ranges: Int, count: Int) {
-        let body = pointer.assumingMemoryBound(to: Job.self).pointee.body
-        for i in (count * range / ranges)..<(count * (range + 1) / ranges) { body(i) }
+        let job = pointer.assumingMemoryBound(to: Job.self).pointee
+        job.invoke(job.context, count * range / ranges, count * (range + 1) / ranges)
     }
 
     private func helperLoop() {

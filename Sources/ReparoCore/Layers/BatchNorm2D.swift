@@ -80,10 +80,12 @@ public final class BatchNorm2D: Layer {
                 scales[c] = gamma[c] * inverse
                 shifts[c] = beta[c] - mean[c] * scales[c]
             }
-            Parallel.forEach(batch, minimumWork: imageSize) { n in
-                for c in 0..<channels {
+            Parallel.forEach(batch, minimumWork: imageSize,
+                             context: (x: x, y: y, scales: scales, shifts: shifts, channels: channels, plane: plane)) { b, n in
+                let plane = b.plane, imageSize = b.channels * plane
+                for c in 0..<b.channels {
                     let offset = n * imageSize + c * plane
-                    Vector.affine(x + offset, scale: scales[c], shift: shifts[c], to: y + offset, count: plane)
+                    Vector.affine(b.x + offset, scale: b.scales[c], shift: b.shifts[c], to: b.y + offset, count: plane)
                 }
             }
             return
@@ -91,9 +93,9 @@ public final class BatchNorm2D: Layer {
         let m = Double(batch * plane)
         let means = cache.mean.pointer, inverseStd = cache.inverseStd.pointer
         // Two passes (mean, then squared deviations from it): activations can be large and M large.
-        reduce(cache) { _, offset in (Double(Vector.sum(x + offset, count: plane)), 0) }
+        reduce(cache, .sum, x: x, dy: nil, means: nil)
         for c in 0..<channels { means[c] = Float(cache.total(c) / m) }
-        reduce(cache) { c, offset in (Double(Vector.squaredDeviation(x + offset, mean: means[c], count: plane)), 0) }
+        reduce(cache, .squaredDeviation, x: x, dy: nil, means: means)
         let runningMean = runningMean.value.pointer, runningVariance = runningVariance.value.pointer
         for c in 0..<channels {
             let variance = cache.total(c) / m
@@ -103,28 +105,49 @@ public final class BatchNorm2D: Layer {
             runningVariance[c] = (1 - Self.momentum) * runningVariance[c] + Self.momentum * Float(unbiased)
         }
         // y = (x − μ)·(γ/σ) + β
-        Parallel.forEach(batch, minimumWork: imageSize) { n in
-            for c in 0..<channels {
+        Parallel.forEach(batch, minimumWork: imageSize,
+                         context: (x: x, y: y, means: means, inverseStd: inverseStd, gamma: gamma, beta: beta,
+                                   channels: channels, plane: plane)) { b, n in
+            let plane = b.plane, imageSize = b.channels * plane
+            for c in 0..<b.channels {
                 let offset = n * imageSize + c * plane
-                Vector.affine(x + offset, center: means[c], scale: gamma[c] * inverseStd[c], shift: beta[c], to: y + offset,
-                              count: plane)
+                Vector.affine(b.x + offset, center: b.means[c], scale: b.gamma[c] * b.inverseStd[c], shift: b.beta[c],
+                              to: b.y + offset, count: plane)
             }
         }
     }
 
-    /// partials[g][0][c], partials[g][1][c] = Σ over group g's images of the two values
-    /// `plane(c, offset)` returns for each of their planes, the groups in parallel.
-    @inline(__always)
-    private func reduce(_ cache: Cache, _ plane: (Int, Int) -> (Double, Double)) {
-        let channels = inputShape.channels, imageSize = inputShape.count, spatial = inputShape.spatial
-        Parallel.forEach(cache.groups, minimumWork: cache.batch * imageSize / cache.groups) { g in
-            let first = cache.partials + 2 * g * channels, second = first + channels
+    /// The per-plane sums `reduce` accumulates.
+    private enum Reduction {
+        case sum                // Σ x
+        case squaredDeviation   // Σ (x − μ)²
+        case gradient           // Σ dy, and Σ dy·(x − μ)
+    }
+
+    /// partials[g][0][c], partials[g][1][c] = Σ over group g's images of the `kind` sums of
+    /// each of their planes (the second 0 except for `.gradient`), the groups in parallel.
+    private func reduce(_ cache: Cache, _ kind: Reduction, x: UnsafePointer<Float>, dy: UnsafePointer<Float>?,
+                        means: UnsafePointer<Float>?) {
+        let context = (cache: cache, kind: kind, x: x, dy: dy, means: means, channels: inputShape.channels,
+                       spatial: inputShape.spatial)
+        Parallel.forEach(cache.groups, minimumWork: cache.batch * inputShape.count / cache.groups, context: context) { r, g in
+            let channels = r.channels, spatial = r.spatial, imageSize = channels * spatial
+            let first = r.cache.partials + 2 * g * channels, second = first + channels
             first.update(repeating: 0, count: 2 * channels)
-            for n in cache.images(ofGroup: g) {
+            for n in r.cache.images(ofGroup: g) {
                 for c in 0..<channels {
-                    let (a, b) = plane(c, n * imageSize + c * spatial)
-                    first[c] += a
-                    second[c] += b
+                    let offset = n * imageSize + c * spatial
+                    switch r.kind {
+                    case .sum:
+                        first[c] += Double(Vector.sum(r.x + offset, count: spatial))
+                    case .squaredDeviation:
+                        guard let means = r.means else { return }
+                        first[c] += Double(Vector.squaredDeviation(r.x + offset, mean: means[c], count: spatial))
+                    case .gradient:
+                        guard let dy = r.dy, let means = r.means else { return }
+                        first[c] += Double(Vector.sum(dy + offset, count: spatial))
+                        second[c] += Double(Vector.centeredDot(dy + offset, r.x + offset, center: means[c], count: spatial))
+                    }
                 }
             }
         }
@@ -142,10 +165,7 @@ public final class BatchNorm2D: Layer {
         let gamma = scale.value.pointer
         let means = cache.mean.pointer, inverseStd = cache.inverseStd.pointer
         // Σ dy and Σ dy·x̂ = (1/σ)·Σ dy·(x − μ), per channel, in one pass.
-        reduce(cache) { c, offset in
-            (Double(Vector.sum(dy + offset, count: plane)),
-             Double(Vector.centeredDot(dy + offset, x + offset, center: means[c], count: plane)))
-        }
+        reduce(cache, .gradient, x: x, dy: UnsafePointer(dy), means: means)
         let sums = cache.perChannel.pointer
         for c in 0..<channels {
             let sumDy = Float(cache.total(c)), sumDyXhat = Float(cache.total(c, second: true)) * inverseStd[c]
@@ -156,14 +176,17 @@ public final class BatchNorm2D: Layer {
         }
         guard let dx else { return }
         // dx = k·(dy − mean(dy) − x̂·mean(dy·x̂)), k = γ/σ, x̂ = (x − μ)/σ.
-        Parallel.forEach(cache.batch, minimumWork: imageSize) { n in
+        Parallel.forEach(cache.batch, minimumWork: imageSize,
+                         context: (x: x, dy: dy, dx: dx, gamma: gamma, means: means, inverseStd: inverseStd, sums: sums,
+                                   m: m, channels: channels, plane: plane)) { b, n in
+            let channels = b.channels, plane = b.plane, imageSize = channels * plane
             for c in 0..<channels {
-                let k = gamma[c] * inverseStd[c]
-                let meanDy = sums[c] / m, meanDyXhat = sums[channels + c] / m
+                let k = b.gamma[c] * b.inverseStd[c]
+                let meanDy = b.sums[c] / b.m, meanDyXhat = b.sums[channels + c] / b.m
                 let offset = n * imageSize + c * plane
-                Vector.normalizationGradient(dy + offset, x + offset, center: means[c], gain: k,
-                                             offset: k * meanDy, slope: k * inverseStd[c] * meanDyXhat,
-                                             to: dx + offset, count: plane)
+                Vector.normalizationGradient(b.dy + offset, b.x + offset, center: b.means[c], gain: k,
+                                             offset: k * meanDy, slope: k * b.inverseStd[c] * meanDyXhat,
+                                             to: b.dx + offset, count: plane)
             }
         }
     }

@@ -213,27 +213,30 @@ public final class Conv2D: Layer {
         let inside = tiling.groups == 1
         if let workspace = cache.paddedWidth {
             let biasPointer = bias.map { UnsafePointer($0.value.pointer) }
-            tiling.runGroups { group in
+            tiling.runGroups(context: (conv: self, workspace: workspace, tiling: tiling, x: x, y: y, w: w, bias: biasPointer,
+                                       rectify: rectify, inside: inside)) { c, group in
+                let tiling = c.tiling, input = c.conv.inputShape.count, output = c.conv.outputShape.count
                 for tile in tiling.tiles(ofGroup: group) {
                     for n in tiling.images(ofTile: tile) {
-                        let image = y + n * outputShape.count
-                        workspace.plan.forward(x + n * inputShape.count, image, weight: w,
-                                               bias: biasPointer, offsets: workspace.forwardOffsets.baseAddress,
-                                               padded: workspace.padded[group].pointer,
-                                               staging: workspace.staging[group].pointer, parallel: inside)
-                        if rectify { Vector.relu(image, image, count: outputShape.count) }
+                        let image = c.y + n * output
+                        c.workspace.plan.forward(c.x + n * input, image, weight: c.w,
+                                                 bias: c.bias, offsets: c.workspace.forwardOffsets.baseAddress,
+                                                 padded: c.workspace.padded[group].pointer,
+                                                 staging: c.workspace.staging[group].pointer, parallel: c.inside)
+                        if c.rectify { Vector.relu(image, image, count: output) }
                     }
                 }
             }
             return
         }
-        tiling.runGroups { group in
+        tiling.runGroups(context: (conv: self, cache: cache, x: x, y: y, w: w, rectify: rectify, inside: inside)) { c, group in
+            let tiling = c.cache.tiling, output = c.conv.outputShape.count
             for tile in tiling.tiles(ofGroup: group) {
                 let images = tiling.images(ofTile: tile)
-                forwardTile(x, y, images: images, cache: cache, group: group, weight: w, parallel: inside)
-                if rectify {
-                    let first = y + images.lowerBound * outputShape.count
-                    Vector.relu(first, first, count: images.count * outputShape.count)
+                c.conv.forwardTile(c.x, c.y, images: images, cache: c.cache, group: group, weight: c.w, parallel: c.inside)
+                if c.rectify {
+                    let first = c.y + images.lowerBound * output
+                    Vector.relu(first, first, count: images.count * output)
                 }
             }
         }
@@ -332,21 +335,23 @@ public final class Conv2D: Layer {
         let inside = tiling.groups == 1
         let weightCount = weight.count
         if dx != nil, let workspace = cache.paddedWidth { workspace.plan.rotate(w, into: workspace.rotatedWeight.pointer) }
-        tiling.runGroups { group in
-            var dW = weightGradient, db = biasGradient
+        tiling.runGroups(context: (conv: self, cache: cache, x: x, dy: dy, dx: dx, w: w, weightGradient: weightGradient,
+                                   biasGradient: biasGradient, weightCount: weightCount, inside: inside)) { c, group in
+            let cache = c.cache, tiling = c.cache.tiling
+            var dW = c.weightGradient, db = c.biasGradient
             if group > 0 {
                 let partial = cache.partials[group - 1].pointer
                 partial.update(repeating: 0, count: cache.partials[group - 1].count)
-                dW = weightGradient == nil ? nil : partial
-                db = biasGradient == nil ? nil : partial + weightCount
+                dW = c.weightGradient == nil ? nil : partial
+                db = c.biasGradient == nil ? nil : partial + c.weightCount
             }
             for tile in tiling.tiles(ofGroup: group) {
                 if let workspace = cache.paddedWidth {
-                    backwardPaddedWidth(x, dy, dx, images: tiling.images(ofTile: tile), workspace: workspace, group: group,
-                                        weightGradient: dW, biasGradient: db, parallel: inside)
+                    c.conv.backwardPaddedWidth(c.x, c.dy, c.dx, images: tiling.images(ofTile: tile), workspace: workspace,
+                                               group: group, weightGradient: dW, biasGradient: db, parallel: c.inside)
                 } else {
-                    backwardTile(x, dy, dx, images: tiling.images(ofTile: tile), cache: cache, group: group, weight: w,
-                                 weightGradient: dW, biasGradient: db, parallel: inside)
+                    c.conv.backwardTile(c.x, c.dy, c.dx, images: tiling.images(ofTile: tile), cache: cache, group: group,
+                                        weight: c.w, weightGradient: dW, biasGradient: db, parallel: c.inside)
                 }
             }
         }

@@ -48,15 +48,18 @@ public final class MaxPool2D: Layer {
         let vector = kernelSize == 2 && stride == 2 && VectorKernels.available
         // Planes are independent: split them over the engine's threads, in runs of planes.
         let runs = min(planes, 4 * Parallel.reductionGroups)
-        Parallel.forEach(runs, minimumWork: planes / max(runs, 1) * inPlane) { run in
-            let first = planes * run / runs, end = planes * (run + 1) / runs
-            if vector {
-                max_pool_2x2(x + first * inPlane, end - first, inputShape.height, inputShape.width, y + first * outPlane,
-                             record ? cache.argmax + first * outPlane : nil)
+        let context = (pool: self, x: x, y: y, argmax: record ? cache.argmax : nil, planes: planes, runs: runs,
+                       inPlane: inPlane, outPlane: outPlane, vector: vector)
+        Parallel.forEach(runs, minimumWork: planes / max(runs, 1) * inPlane, context: context) { p, run in
+            let first = p.planes * run / p.runs, end = p.planes * (run + 1) / p.runs
+            let (inPlane, outPlane) = (p.inPlane, p.outPlane)
+            if p.vector {
+                max_pool_2x2(p.x + first * inPlane, end - first, p.pool.inputShape.height, p.pool.inputShape.width,
+                             p.y + first * outPlane, p.argmax.map { $0 + first * outPlane })
                 return
             }
             for plane in first..<end {
-                pool(x + plane * inPlane, y + plane * outPlane, argmax: record ? cache.argmax + plane * outPlane : nil)
+                p.pool.pool(p.x + plane * inPlane, p.y + plane * outPlane, argmax: p.argmax.map { $0 + plane * outPlane })
             }
         }
     }
@@ -90,12 +93,13 @@ public final class MaxPool2D: Layer {
         let cache = unsafeDowncast(cache, to: Cache.self)
         let planes = cache.batch * inputShape.channels
         let inPlane = inputShape.spatial, outPlane = outputShape.spatial
-        Parallel.forEach(planes, minimumWork: inPlane) { plane in
-            let target = dx + plane * inPlane
-            let gradient = dy + plane * outPlane
-            let indices = cache.argmax + plane * outPlane
-            target.update(repeating: 0, count: inPlane)
-            for o in 0..<outPlane { target[Int(indices[o])] += gradient[o] }
+        Parallel.forEach(planes, minimumWork: inPlane,
+                         context: (dx: dx, dy: dy, argmax: cache.argmax, inPlane: inPlane, outPlane: outPlane)) { p, plane in
+            let target = p.dx + plane * p.inPlane
+            let gradient = p.dy + plane * p.outPlane
+            let indices = p.argmax + plane * p.outPlane
+            target.update(repeating: 0, count: p.inPlane)
+            for o in 0..<p.outPlane { target[Int(indices[o])] += gradient[o] }
         }
     }
 }

@@ -7,7 +7,10 @@ public final class Model {
     public let spec: ModelSpec
     public let network: Sequential
     private let poolLock = NSLock()
-    private var idleCaches: [Int: [LayerCache]] = [:]
+    /// Inference workspaces not in use (each knows its batch size), at most `maximumIdleCaches`.
+    /// A flat array, searched linearly: borrowing and returning one then allocates nothing
+    /// (a Dictionary's in-place mutation of a value allocated its accessor's frame per call).
+    private var idleCaches: [LayerCache] = []
     private static let maximumIdleCaches = 8
 
     /// A model with freshly initialized weights.
@@ -102,13 +105,14 @@ public final class Model {
         }) {
             try makeInferenceCache(batch: 1)
         }
-        idleCaches[1] = [cache]
+        idleCaches = [cache]
+        idleCaches.reserveCapacity(Self.maximumIdleCaches + 1)
     }
 
     private func borrowCache(batch: Int) throws -> LayerCache {
         poolLock.lock()
-        if var list = idleCaches[batch], let cache = list.popLast() {
-            idleCaches[batch] = list
+        if let index = idleCaches.lastIndex(where: { $0.batch == batch }) {
+            let cache = idleCaches.remove(at: index)
             poolLock.unlock()
             return cache
         }
@@ -127,9 +131,8 @@ public final class Model {
     private func returnCache(_ cache: LayerCache) {
         poolLock.lock()
         defer { poolLock.unlock() }
-        let total = idleCaches.values.reduce(0) { $0 + $1.count }
-        if total >= Self.maximumIdleCaches { idleCaches.removeAll() }
-        idleCaches[cache.batch, default: []].append(cache)
+        if idleCaches.count >= Self.maximumIdleCaches { idleCaches.removeAll(keepingCapacity: true) }
+        idleCaches.append(cache)
     }
 
     /// Accuracy and mean cross-entropy over a labelled set, in chunks of `chunk`.

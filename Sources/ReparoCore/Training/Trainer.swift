@@ -232,13 +232,16 @@ public final class Trainer {
         let weightDecay = Float(options.weightDecay)
         // Element-wise, so the chunks run on the engine's threads (same result); each chunk's
         // gradient is zeroed right after use, for the next step's accumulation.
-        Parallel.forEach(chunks.count, minimumWork: Trainer.chunkSize) { index in
-            let (p, range) = chunks[index]
-            let parameter = trainable[p]
+        let context = (trainer: self, rate: rate, clip: clip, weightDecay: weightDecay, momentum: momentum, first: first,
+                       nesterov: nesterov)
+        Parallel.forEach(chunks.count, minimumWork: Trainer.chunkSize, context: context) { u, index in
+            let (p, range) = u.trainer.chunks[index]
+            let parameter = u.trainer.trainable[p]
             guard let gradient = parameter.gradient?.pointer else { return }
-            let decay: Float = parameter.kind == .weight ? weightDecay : 0
-            Trainer.update(parameter.value.pointer, momentumBuffers[p].pointer, gradient, range: range, rate: rate,
-                           clip: clip, decay: decay, momentum: momentum, first: first, nesterov: nesterov)
+            let decay: Float = parameter.kind == .weight ? u.weightDecay : 0
+            Trainer.update(parameter.value.pointer, u.trainer.momentumBuffers[p].pointer, gradient, range: range,
+                           rate: u.rate, clip: u.clip, decay: decay, momentum: u.momentum, first: u.first,
+                           nesterov: u.nesterov)
             (gradient + range.lowerBound).update(repeating: 0, count: range.count)
         }
         gradientsAreZero = true
@@ -247,13 +250,13 @@ public final class Trainer {
     /// Whether every gradient is finite: one parallel pass over the chunks.
     private func gradientsAreFinite() -> Bool {
         let flags = chunkFinite
-        Parallel.forEach(chunks.count, minimumWork: Trainer.chunkSize) { index in
-            let (p, range) = chunks[index]
-            guard let gradient = trainable[p].gradient?.pointer else {
-                flags[index] = 1
+        Parallel.forEach(chunks.count, minimumWork: Trainer.chunkSize, context: self) { trainer, index in
+            let (p, range) = trainer.chunks[index]
+            guard let gradient = trainer.trainable[p].gradient?.pointer else {
+                trainer.chunkFinite[index] = 1
                 return
             }
-            flags[index] = Vector.allFinite(gradient + range.lowerBound, count: range.count) ? 1 : 0
+            trainer.chunkFinite[index] = Vector.allFinite(gradient + range.lowerBound, count: range.count) ? 1 : 0
         }
         return !flags.contains(0)
     }
