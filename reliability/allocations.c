@@ -1,9 +1,10 @@
 /*
  * allocations.c — checks that warmed-up training steps and inference calls make no heap
  * allocation, through the C ABI of the release library (the issue's "no allocation on the step
- * or infer hot path after warm-up"). This program defines malloc and its siblings, which
+ * or infer hot path after warm-up"). Linked with the benchmark's malloc counter
+ * (bench/Sources/MallocCounter), which defines malloc and its siblings in the executable: that
  * interposes them for every library in the process (libreparo, the Swift runtime, OpenBLAS),
- * and counts every call from every thread.
+ * and every call from every thread is counted.
  *
  * Workloads (batch 64, the engine's default threads: every core the process may use):
  *   VGG-16 pruned 0.7: a compact step; expanded ×4 with chain_mode auto (online chains and
@@ -11,44 +12,17 @@
  *   ResNet-20 pruned 0.5: a compact step (stride-2 convs, residual blocks); expanded online.
  * Each: 2 untimed warm-up calls, then 2 counted calls, which must allocate nothing.
  *
- *   cc -O2 -pthread -I include reliability/allocations.c -L <libdir> -lreparo -Wl,-rpath,<libdir>
+ *   cc -O2 -pthread -I include -I bench/Sources/MallocCounter/include reliability/allocations.c \
+ *      bench/Sources/MallocCounter/malloc_counter.c -L <libdir> -lreparo -Wl,-rpath,<libdir>
  *   ./allocations
  * Exit status 0 and "allocations: 0 in every workload" when no counted call allocated.
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
+#include "malloc_counter.h"
 #include "reparo.h"
-
-/* glibc's own entry points: no dlsym (which itself allocates) needed. */
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t count, size_t size);
-extern void *__libc_realloc(void *pointer, size_t size);
-extern void *__libc_memalign(size_t alignment, size_t size);
-extern void __libc_free(void *pointer);
-
-static uint64_t allocations;
-
-static inline void count(void) { __atomic_fetch_add(&allocations, 1, __ATOMIC_RELAXED); }
-static uint64_t counted(void) { return __atomic_load_n(&allocations, __ATOMIC_RELAXED); }
-
-void *malloc(size_t size) { count(); return __libc_malloc(size); }
-void *calloc(size_t number, size_t size) { count(); return __libc_calloc(number, size); }
-void *realloc(void *pointer, size_t size) { count(); return __libc_realloc(pointer, size); }
-void free(void *pointer) { __libc_free(pointer); }
-void *memalign(size_t alignment, size_t size) { count(); return __libc_memalign(alignment, size); }
-void *aligned_alloc(size_t alignment, size_t size) { count(); return __libc_memalign(alignment, size); }
-int posix_memalign(void **result, size_t alignment, size_t size) {
-    if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) return EINVAL;
-    count();
-    void *pointer = __libc_memalign(alignment, size);
-    if (pointer == NULL && size != 0) return ENOMEM;
-    *result = pointer;
-    return 0;
-}
 
 #define BATCH 64
 #define PIXELS (3 * 32 * 32)
@@ -72,11 +46,11 @@ static void check(const char *workload, reparo_status (*step)(void *, int32_t), 
     for (int i = 0; i < 2; i++) {
         if (step(subject, batch) != REPARO_OK) die(workload);
     }
-    uint64_t before = counted();
+    uint64_t before = reparo_bench_allocation_count();
     for (int i = 0; i < 2; i++) {
         if (step(subject, batch) != REPARO_OK) die(workload);
     }
-    uint64_t made = counted() - before;
+    uint64_t made = reparo_bench_allocation_count() - before;
     printf("%-48s %llu allocations in 2 calls\n", workload, (unsigned long long)made);
     if (made != 0) failures++;
 }
@@ -96,6 +70,16 @@ static void train_check(const char *workload, reparo_model *model, const char *o
     reparo_trainer_free(trainer);
 }
 
+/* A preset, pruned with `prune_options`, and a copy of that expanded ×4. */
+static void build(const char *spec, const char *prune_options, reparo_model **pruned, reparo_model **expanded) {
+    reparo_model *dense = NULL;
+    CHECK(reparo_model_create(spec, 1, &dense));
+    CHECK(reparo_prune(dense, prune_options, pruned));
+    CHECK(reparo_model_clone(*pruned, expanded));
+    CHECK(reparo_expand(*expanded, "{\"rate\":4}"));
+    reparo_model_free(dense);
+}
+
 int main(void) {
     uint64_t state = 12345;
     for (int i = 0; i < BATCH * PIXELS; i++) {
@@ -106,11 +90,8 @@ int main(void) {
     const char *sgd = "{\"lr\":0.001,\"momentum\":0.9,\"weight_decay\":5e-4}";
     const char *online = "{\"lr\":0.001,\"momentum\":0.9,\"weight_decay\":5e-4,\"chain_mode\":\"online\"}";
 
-    reparo_model *dense = NULL, *pruned = NULL, *expanded = NULL;
-    CHECK(reparo_model_create("{\"preset\":\"vgg16\"}", 1, &dense));
-    CHECK(reparo_prune(dense, "{\"ratio\":0.7}", &pruned));
-    CHECK(reparo_model_clone(pruned, &expanded));
-    CHECK(reparo_expand(expanded, "{\"rate\":4}"));
+    reparo_model *pruned = NULL, *expanded = NULL;
+    build("{\"preset\":\"vgg16\"}", "{\"ratio\":0.7}", &pruned, &expanded);
     train_check("VGG-16 pruned 0.7: training step", pruned, sgd);
     train_check("VGG-16 pruned 0.7 expanded: training step (auto)", expanded, sgd);
     CHECK(reparo_collapse(expanded, "{\"fold_batchnorm\":true}"));
@@ -118,17 +99,12 @@ int main(void) {
     check("VGG-16 pruned 0.7 collapsed: inference, batch 64", infer, expanded, BATCH);
     reparo_model_free(expanded);
     reparo_model_free(pruned);
-    reparo_model_free(dense);
 
-    CHECK(reparo_model_create("{\"preset\":\"resnet20\"}", 1, &dense));
-    CHECK(reparo_prune(dense, "{\"ratio\":0.5}", &pruned));
-    CHECK(reparo_model_clone(pruned, &expanded));
-    CHECK(reparo_expand(expanded, "{\"rate\":4}"));
+    build("{\"preset\":\"resnet20\"}", "{\"ratio\":0.5}", &pruned, &expanded);
     train_check("ResNet-20 pruned 0.5: training step", pruned, sgd);
     train_check("ResNet-20 pruned 0.5 expanded: training step (online)", expanded, online);
     reparo_model_free(expanded);
     reparo_model_free(pruned);
-    reparo_model_free(dense);
 
     if (failures) {
         printf("allocations: %d workload(s) allocated after warm-up\n", failures);

@@ -95,8 +95,8 @@ nonfinite() {
 
 allocations() {
     local dir; dir=$(release_lib)
-    cc -O2 -Wall -Wextra -pthread -I include reliability/allocations.c -L "$dir" -lreparo -Wl,-rpath,"$dir" \
-        -o "$out/allocations"
+    cc -O2 -Wall -Wextra -pthread -I include -I bench/Sources/MallocCounter/include reliability/allocations.c \
+        bench/Sources/MallocCounter/malloc_counter.c -L "$dir" -lreparo -Wl,-rpath,"$dir" -o "$out/allocations"
     "$out/allocations"
 }
 
