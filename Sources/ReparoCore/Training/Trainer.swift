@@ -249,7 +249,6 @@ public final class Trainer {
 
     /// Whether every gradient is finite: one parallel pass over the chunks.
     private func gradientsAreFinite() -> Bool {
-        let flags = chunkFinite
         Parallel.forEach(chunks.count, minimumWork: Trainer.chunkSize, context: self) { trainer, index in
             let (p, range) = trainer.chunks[index]
             guard let gradient = trainer.trainable[p].gradient?.pointer else {
@@ -258,7 +257,7 @@ public final class Trainer {
             }
             trainer.chunkFinite[index] = Vector.allFinite(gradient + range.lowerBound, count: range.count) ? 1 : 0
         }
-        return !flags.contains(0)
+        return !chunkFinite.contains(0)
     }
 
     /// The SGD update of elements `range` of one parameter. One branch-free loop per case, so
