@@ -65,8 +65,12 @@ struct WorkerPoolTests {
     func wakesAfterSleeping() throws {
         let pool = WorkerPool(helpers: 1)
         for _ in 0..<10 {
-            // Well past the polling period: the helper is asleep on the condition variable.
-            usleep(UInt32(WorkerPool.spinSeconds * 1e6) * 5 + 1000)
+            // Past the polling period the helper sleeps on the condition variable. How soon it
+            // gets there depends on the scheduler (the other suites load both cores), so wait
+            // for it, up to 10 s, rather than a fixed time.
+            usleep(UInt32(WorkerPool.spinSeconds * 1e6) * 5)
+            let deadline = Date().addingTimeInterval(10)
+            while pool.sleepingHelpers == 0 && Date() < deadline { usleep(1000) }
             #expect(pool.sleepingHelpers == 1)
             let result = Self.helperTakesSecondRange(pool)
             #expect(result.ran && result.helped)
