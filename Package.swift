@@ -20,12 +20,15 @@ let package = Package(
         // OpenBLAS through its CBLAS header (Debian: libopenblas-dev).
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
+        // zlib's inflate, for gzip'd IDX dataset files (Debian: zlib1g-dev).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib",
+                       providers: [.apt(["zlib1g-dev"])]),
         // AVX-512 kernels (narrow GEMMs, stride-1 im2col/col2im) chosen per call by ReparoCore
         // over OpenBLAS and its Swift loops; dispatched at run time, so still portable.
         .target(name: "CVectorKernels"),
         .target(
             name: "ReparoCore",
-            dependencies: ["COpenBLAS", "CVectorKernels"]
+            dependencies: ["COpenBLAS", "CZlib", "CVectorKernels"]
         ),
         .target(name: "Reparo", dependencies: ["ReparoCore"]),
         .executableTarget(

@@ -2,7 +2,7 @@
 # libFuzzer targets over ReparoCore (see fuzz/README.md).
 #
 #   fuzz/run.sh build                    build every target into fuzz/.build/
-#   fuzz/run.sh run <target> <seconds>   fuzz one target (load | spec | checkpoint) for a time budget
+#   fuzz/run.sh run <target> <seconds>   fuzz one target (load | spec | checkpoint | idx) for a time budget
 #   fuzz/run.sh ci                       build, replay fixed and known findings, fuzz each
 #                                        target 20 s; non-zero on any finding (FUZZ_KNOWN=warn:
 #                                        known ones are reported only; FUZZ_CI_SECONDS=N per
@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(load spec checkpoint)
+targets=(load spec checkpoint idx)
 build_dir=fuzz/.build
 work_dir=fuzz/.work
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=1)
@@ -30,6 +30,7 @@ harness() {
         load) echo fuzz/Sources/FuzzLoad/main.swift ;;
         spec) echo fuzz/Sources/FuzzSpec/main.swift ;;
         checkpoint) echo fuzz/Sources/FuzzCheckpoint/main.swift ;;
+        idx) echo fuzz/Sources/FuzzIDX/main.swift ;;
         *) echo "unknown target '$1' (targets: ${targets[*]})" >&2; exit 2 ;;
     esac
 }
@@ -62,13 +63,14 @@ build_one() {
     mkdir -p "$build_dir"
     # -O: the fuzzer needs speed; -g: symbolized stacks. ReparoCore is language mode 5
     # (Package.swift), and its sources name the module (ReparoCore.jsonText), hence -module-name.
-    # lld instead of gold: gold warns about every ASan outlined check symbol.
+    # lld instead of gold: gold warns about every ASan outlined check symbol. CZlib and
+    # COpenBLAS are module maps over system headers (Package.swift's system-library targets).
     # shellcheck disable=SC2046
     swiftc -parse-as-library -swift-version 5 -module-name ReparoCore -O -g \
         -sanitize=fuzzer,address -use-ld=lld \
-        -I Sources/COpenBLAS -I Sources/CVectorKernels/include \
+        -I Sources/COpenBLAS -I Sources/CZlib -I Sources/CVectorKernels/include \
         $(find Sources/ReparoCore -name '*.swift' | LC_ALL=C sort) "$(harness "$target")" fuzz/Sources/Common/*.swift \
-        "$build_dir"/kernels/*.o -lopenblas -o "$build_dir/fuzz-$target"
+        "$build_dir"/kernels/*.o -lopenblas -lz -o "$build_dir/fuzz-$target"
 }
 
 build() {
@@ -85,6 +87,7 @@ build() {
 dictionary() {
     case "$1" in
         spec) cat fuzz/dict/json.dict ;;
+        idx) cat fuzz/dict/idx.dict ;;
         *) cat fuzz/dict/safetensors.dict fuzz/dict/json.dict ;;
     esac
 }

@@ -232,14 +232,23 @@ reparo_status reparo_expand(reparo_model *model, const char *options_json);
 reparo_status reparo_collapse(reparo_model *model, const char *options_json);
 
 /* ---------------------------------------------------------------------------------------
- * Datasets (the bundled digits, MNIST IDX, CIFAR-10 binary)
+ * Datasets (the bundled digits, MNIST and Fashion-MNIST IDX, CIFAR-10 binary)
  * ------------------------------------------------------------------------------------- */
 
-/* Loads a labelled image set. kind: "digits" (the bundled UCI digits, 1×8×8; path NULL finds
- * the bundled data/ directory or $REPARO_DATA), "mnist" (directory with the IDX files) or
- * "cifar10" (directory with the binary batches). split: "train" or "test".
- * Images are standardized per channel with the training split's mean and std.
- * The caller owns *out_dataset (reparo_dataset_free). Errors: INVALID_ARGUMENT, IO, FORMAT. */
+/* Loads a labelled image set. kind:
+ *   "digits"         the bundled UCI digits, 1×8×8; path NULL: $REPARO_DATA, else the data/
+ *                    directory found above the working directory, program or library;
+ *   "mnist"          1×28×28, path (required) holds the four IDX files;
+ *   "fashion-mnist"  1×28×28, the same four file names; path NULL: $REPARO_FASHION_MNIST if
+ *                    set and non-empty, else /usr/share/datasets/fashion-mnist (Debian
+ *                    package dataset-fashion-mnist);
+ *   "cifar10"        3×32×32, path (required) holds the binary batches.
+ * IDX files are read as train-images-idx3-ubyte or, when absent, train-images-idx3-ubyte.gz
+ * (gzip, inflated while reading), and likewise for the other three. split: "train" or "test".
+ * Images are standardized per channel with the training split's mean and std. The caller
+ * owns *out_dataset (reparo_dataset_free). Errors: INVALID_ARGUMENT (kind, split, missing
+ * path), IO (missing directory or files, named), FORMAT (bad contents, corrupt or truncated
+ * gzip data; the message names the file). */
 reparo_status reparo_dataset_load(const char *kind, const char *path, const char *split,
                                   reparo_dataset **out_dataset);
 

@@ -16,9 +16,13 @@ struct ReparoCommand: ParsableCommand {
 
 /// Where a command reads its data.
 struct DataOptions: ParsableArguments {
-    @Option(help: "Dataset: digits (bundled), mnist or cifar10.")
+    @Option(help: "Dataset: digits (bundled), mnist, fashion-mnist or cifar10.")
     var dataset = "digits"
-    @Option(help: "Directory of the dataset files (default for digits: the bundled data/).")
+    @Option(help: """
+        Directory of the dataset files (default for digits: the bundled data/; for \
+        fashion-mnist: $REPARO_FASHION_MNIST, else /usr/share/datasets/fashion-mnist). \
+        MNIST-style IDX files may be gzipped.
+        """)
     var dataPath: String?
 
     func load(_ split: String) throws -> Dataset {

@@ -7,44 +7,7 @@ import Testing
 // https://www.cs.toronto.edu/~kriz/cifar.html), so the expected values never come from the
 // readers under test.
 
-// MARK: - Helpers
-
-/// A fresh directory under the system temp dir, removed when the value is released.
-private final class ScratchDirectory {
-    let path: String
-
-    init() throws {
-        path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("reparo-dataset-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    @discardableResult
-    func write(_ name: String, _ bytes: [UInt8]) throws -> String {
-        let file = path + "/" + name
-        try Data(bytes).write(to: URL(fileURLWithPath: file))
-        return file
-    }
-}
-
-private func bigEndian(_ value: UInt32) -> [UInt8] {
-    [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
-}
-
-/// An IDX file: magic, each dimension as a big-endian uint32, then the payload.
-private func idx(magic: UInt32, dims: [UInt32], payload: [UInt8]) -> [UInt8] {
-    bigEndian(magic) + dims.flatMap(bigEndian) + payload
-}
-
-private func idxImages(_ count: Int, _ height: Int, _ width: Int, payload: [UInt8]) -> [UInt8] {
-    idx(magic: 0x0000_0803, dims: [UInt32(count), UInt32(height), UInt32(width)], payload: payload)
-}
-
-private func idxLabels(_ labels: [UInt8]) -> [UInt8] {
-    idx(magic: 0x0000_0801, dims: [UInt32(labels.count)], payload: labels)
-}
+// MARK: - Helpers (the IDX builders, ScratchDirectory and expectError are in DatasetFixtures.swift)
 
 /// A CIFAR-10 record: label byte, then the R, G and B planes (1024 bytes each).
 private func cifarRecord(label: UInt8, red: [UInt8], green: [UInt8], blue: [UInt8]) -> [UInt8] {
@@ -54,32 +17,6 @@ private func cifarRecord(label: UInt8, red: [UInt8], green: [UInt8], blue: [UInt
 /// A 32×32 plane whose pixel (y, x) is `(seed + 7y + 3x) mod 256`.
 private func plane(_ seed: Int) -> [UInt8] {
     (0..<1024).map { UInt8((seed + 7 * ($0 / 32) + 3 * ($0 % 32)) % 256) }
-}
-
-private enum ErrorKind: String { case invalidArgument, io, format }
-
-/// Checks that `body` throws a `ReparoError` of `kind` whose message contains `mention`.
-private func expectError(_ kind: ErrorKind, mentioning mention: String = "",
-                         sourceLocation: SourceLocation = #_sourceLocation,
-                         _ body: () throws -> Dataset) {
-    do {
-        let dataset = try body()
-        Issue.record("expected .\(kind.rawValue), got a dataset of \(dataset.count) samples",
-                     sourceLocation: sourceLocation)
-    } catch let error as ReparoError {
-        let actual: ErrorKind?
-        switch error {
-        case .invalidArgument: actual = .invalidArgument
-        case .io: actual = .io
-        case .format: actual = .format
-        default: actual = nil
-        }
-        #expect(actual == kind, "expected .\(kind.rawValue), got \(error)", sourceLocation: sourceLocation)
-        #expect(error.message.contains(mention), "message \"\(error.message)\" should mention \"\(mention)\"",
-                sourceLocation: sourceLocation)
-    } catch {
-        Issue.record("expected ReparoError, got \(error)", sourceLocation: sourceLocation)
-    }
 }
 
 /// Per-channel mean and population std by the most naive loop, in Double.
@@ -233,21 +170,6 @@ struct DatasetTests {
 
         expectError(.invalidArgument, mentioning: "validation") {
             try DatasetReader.readMNIST(directory: dir.path, split: "validation")
-        }
-    }
-
-    @Test func readMNISTExplainsThatGzipIsNotRead() throws {
-        let dir = try ScratchDirectory()
-        try dir.write("train-images-idx3-ubyte.gz", [0x1F, 0x8B, 0x08, 0x00])
-        try dir.write("train-labels-idx1-ubyte.gz", [0x1F, 0x8B, 0x08, 0x00])
-        expectError(.io, mentioning: "train-images-idx3-ubyte.gz") {
-            try DatasetReader.readMNIST(directory: dir.path, split: "train")
-        }
-        expectError(.io, mentioning: "uncompressed") {
-            try DatasetReader.readMNIST(directory: dir.path, split: "train")
-        }
-        expectError(.io, mentioning: "t10k-images-idx3-ubyte") {
-            try DatasetReader.readMNIST(directory: dir.path, split: "test")
         }
     }
 

@@ -5,20 +5,22 @@ import Glibc
 import Darwin
 #endif
 
-/// Readers for the image formats Reparo trains on: MNIST-style IDX (the bundled digits and
-/// MNIST itself) and the CIFAR-10 binary batches.
+/// Readers for the image formats Reparo trains on: MNIST-style IDX, plain or gzipped (the
+/// bundled digits, MNIST, Fashion-MNIST) and the CIFAR-10 binary batches.
 ///
-/// Every header is checked against the file's size before anything sized by the header is
-/// allocated, so a corrupt or hostile file costs an error, never a trap or a huge allocation:
-/// `.io` for files or directories that cannot be opened, `.format` (naming the file) for bad
-/// contents, `.invalidArgument` for an unknown split or a bad parameter.
+/// Every header is checked against the file's size (a gzip file's: 1032 times it, deflate's
+/// largest expansion) before anything sized by the header is allocated, so a corrupt or
+/// hostile file costs an error, never a trap or a huge allocation: `.io` for files or
+/// directories that cannot be opened, `.format` (naming the file) for bad contents,
+/// `.invalidArgument` for an unknown split or a bad parameter.
 public enum DatasetReader {
     /// File names of the bundled digits inside the directory `locateBundledData()` returns.
     static let digitsMarker = "digits-train-images.idx3-ubyte"
 
     /// Reads an IDX image file (magic 0x00000803: uint8, dims N, H, W, big-endian) and its
     /// label file (magic 0x00000801: uint8, dim N) into a `[1, H, W]` dataset, pixels divided
-    /// by `pixelScale` (255 for MNIST, 16 for the digits).
+    /// by `pixelScale` (255 for MNIST, 16 for the digits). A path ending in ".gz" is a gzip
+    /// file, inflated as it is read (`GzipFile`); either file may be one.
     public static func readIDX(images: String, labels: String, pixelScale: Float,
                                classes: Int = 10) throws -> Dataset {
         guard pixelScale.isFinite, pixelScale > 0 else {
@@ -27,20 +29,18 @@ public enum DatasetReader {
         guard classes > 0 else {
             throw ReparoError.invalidArgument("classes must be positive, got \(classes)")
         }
-        let imageFile = try InputFile(path: images)
-        let labelFile = try InputFile(path: labels)
-        let imageDims = try readIDXHeader(imageFile, magic: 0x0000_0803)
-        let labelDims = try readIDXHeader(labelFile, magic: 0x0000_0801)
-        let (count, height, width) = (imageDims[0], imageDims[1], imageDims[2])
-        guard labelDims[0] == count else {
+        let imageFile = try openByteStream(images)
+        let labelFile = try openByteStream(labels)
+        let imageHeader = try IDXHeader(from: imageFile, magic: 0x0000_0803)
+        let labelHeader = try IDXHeader(from: labelFile, magic: 0x0000_0801)
+        let (count, height, width) = (imageHeader.dims[0], imageHeader.dims[1], imageHeader.dims[2])
+        guard labelHeader.dims[0] == count else {
             throw ReparoError.format(
-                "\(images) holds \(count) images but \(labels) holds \(labelDims[0]) labels")
+                "\(images) holds \(count) images but \(labels) holds \(labelHeader.dims[0]) labels")
         }
-        // Both products were checked against the file sizes by readIDXHeader.
-        let pixelCount = count * height * width
-        let headerSize = 4 + 4 * imageDims.count
 
-        let labelBytes = try labelFile.bytes(at: 4 + 4 * labelDims.count, count: count)
+        let labelBytes = try labelFile.read(exactly: count, declared: labelHeader.declaredPayload)
+        try labelFile.expectEnd(declared: labelHeader.declaredPayload)
         var labelValues = [Int32]()
         labelValues.reserveCapacity(count)
         for (index, byte) in labelBytes.enumerated() {
@@ -51,17 +51,21 @@ public enum DatasetReader {
             labelValues.append(Int32(byte))
         }
 
+        // Checked against what the file can hold by IDXHeader, so the allocation is bounded by
+        // the file's size (its size exactly, or 1032 times it for gzip).
+        let pixelCount = imageHeader.payloadCount
         let table = scaleTable(pixelScale)
         let pixels = try [Float](unsafeUninitializedCapacity: pixelCount) { buffer, initialized in
             var done = 0
             while done < pixelCount {
                 let chunk = min(chunkBytes, pixelCount - done)
-                let bytes = try imageFile.bytes(at: headerSize + done, count: chunk)
+                let bytes = try imageFile.read(exactly: chunk, declared: imageHeader.declaredPayload)
                 convert(bytes, from: 0, count: chunk, table: table, into: buffer, at: done)
                 done += chunk
             }
             initialized = pixelCount
         }
+        try imageFile.expectEnd(declared: imageHeader.declaredPayload)
         return try Dataset(shape: FeatureShape(channels: 1, height: height, width: width),
                            classes: classes, images: pixels, labels: labelValues)
     }
@@ -79,10 +83,10 @@ public enum DatasetReader {
                            pixelScale: 16, classes: 10)
     }
 
-    /// MNIST from a directory holding the four uncompressed files `train-images-idx3-ubyte`,
-    /// `train-labels-idx1-ubyte` ("train") and `t10k-images-idx3-ubyte`,
-    /// `t10k-labels-idx1-ubyte` ("test"). Gzipped files are not read; the error says so when
-    /// only the `.gz` is present. Pixels are divided by 255.
+    /// MNIST, or Fashion-MNIST, which keeps its file names: `directory` holds
+    /// `train-images-idx3-ubyte`, `train-labels-idx1-ubyte` ("train") and
+    /// `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte` ("test"), each as it is or gzipped
+    /// (`<name>.gz`, read when `<name>` is absent). Pixels are divided by 255.
     public static func readMNIST(directory: String, split: String) throws -> Dataset {
         let prefix: String
         switch split {
@@ -92,13 +96,9 @@ public enum DatasetReader {
             throw ReparoError.invalidArgument("unknown MNIST split \"\(split)\": use \"train\" or \"test\"")
         }
         try requireDirectory(directory)
-        let images = join(directory, "\(prefix)-images-idx3-ubyte")
-        let labels = join(directory, "\(prefix)-labels-idx1-ubyte")
-        for path in [images, labels] where !isRegularFile(path) && isRegularFile(path + ".gz") {
-            throw ReparoError.io(
-                "\(path) not found, but \(path).gz is: Reparo reads only uncompressed IDX files, gunzip it first")
-        }
-        return try readIDX(images: images, labels: labels, pixelScale: 255, classes: 10)
+        return try readIDX(images: try plainOrGzipped(join(directory, "\(prefix)-images-idx3-ubyte")),
+                           labels: try plainOrGzipped(join(directory, "\(prefix)-labels-idx1-ubyte")),
+                           pixelScale: 255, classes: 10)
     }
 
     /// CIFAR-10 binary batches: records of 1 label byte + 3072 pixel bytes (1024 R, 1024 G,
@@ -220,117 +220,7 @@ private func convert(_ bytes: [UInt8], from: Int, count: Int, table: [Float],
     }
 }
 
-/// Checks an IDX header against `magic` (0x0000_08_0D: unsigned bytes, D dimensions) and the
-/// file size, and returns the D dimensions. Rejects zero dimensions: such a file holds no
-/// samples.
-private func readIDXHeader(_ file: InputFile, magic: UInt32) throws -> [Int] {
-    let path = file.path
-    let rank = Int(magic & 0xFF)
-    let headerSize = 4 + 4 * rank
-    guard file.size > 0 else { throw ReparoError.format("\(path): empty file") }
-    guard file.size >= 4 else {
-        throw ReparoError.format("\(path): \(file.size) bytes is too short for an IDX header")
-    }
-    let found = bigEndianUInt32(try file.bytes(at: 0, count: 4), at: 0)
-    if found != magic {
-        if found >> 8 == magic >> 8 {
-            throw ReparoError.format(
-                "\(path): IDX magic 0x\(hex(found)) has \(found & 0xFF) dimensions, expected \(rank) (magic 0x\(hex(magic)))")
-        }
-        throw ReparoError.format("\(path): bad magic 0x\(hex(found)), expected 0x\(hex(magic)) (IDX, unsigned bytes, \(rank) dimensions)")
-    }
-    guard file.size >= headerSize else {
-        throw ReparoError.format("\(path): \(file.size) bytes is too short for a \(rank)-dimension IDX header")
-    }
-    let header = try file.bytes(at: 4, count: 4 * rank)
-    let dims = (0..<rank).map { Int(bigEndianUInt32(header, at: 4 * $0)) }
-    guard !dims.contains(0) else {
-        throw ReparoError.format("\(path): dimensions \(dims) hold no samples")
-    }
-    var expected = headerSize
-    var overflow = false
-    var payload = 1
-    for d in dims where !overflow {
-        (payload, overflow) = payload.multipliedReportingOverflow(by: d)
-    }
-    if !overflow { (expected, overflow) = payload.addingReportingOverflow(headerSize) }
-    guard !overflow else {
-        throw ReparoError.format("\(path): dimensions \(dims) overflow the addressable size")
-    }
-    guard expected == file.size else {
-        throw ReparoError.format(
-            "\(path): dimensions \(dims) need \(expected) bytes with the header, but the file has \(file.size)")
-    }
-    return dims
-}
-
-private func bigEndianUInt32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
-    UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16
-        | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
-}
-
-private func hex(_ value: UInt32) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
-}
-
 // MARK: - POSIX files
-
-/// A regular file opened read-only, with its size known before any read; closed on deinit.
-private final class InputFile {
-    let path: String
-    let size: Int
-    private let descriptor: Int32
-
-    init(path: String) throws {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw ReparoError.io("cannot open \(path): \(errorText())") }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            let text = errorText()
-            close(fd)
-            throw ReparoError.io("cannot stat \(path): \(text)")
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw ReparoError.io("\(path) is not a regular file")
-        }
-        self.path = path
-        self.size = Int(info.st_size)
-        self.descriptor = fd
-    }
-
-    deinit { close(descriptor) }
-
-    /// Exactly `count` bytes from `offset`; the callers have checked that they lie inside
-    /// `size`, so a short read means the file changed underneath us.
-    func bytes(at offset: Int, count: Int) throws -> [UInt8] {
-        guard offset >= 0, count >= 0, offset <= size, count <= size - offset else {
-            throw ReparoError.format("\(path): read of \(count) bytes at \(offset) is past the end (\(size) bytes)")
-        }
-        return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            var done = 0
-            while done < count {
-                let result = pread(descriptor, buffer.baseAddress.map { $0 + done }, count - done,
-                                   off_t(offset + done))
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    throw ReparoError.io("cannot read \(path): \(errorText())")
-                }
-                if result == 0 {
-                    throw ReparoError.io("\(path): unexpected end of file (it changed while being read?)")
-                }
-                done += result
-            }
-            initialized = count
-        }
-    }
-}
-
-private func errorText() -> String {
-    guard let text = strerror(errno) else { return "errno \(errno)" }
-    return String(cString: text)
-}
 
 private func fileMode(_ path: String) -> mode_t? {
     var info = stat()
@@ -339,6 +229,14 @@ private func fileMode(_ path: String) -> mode_t? {
 }
 
 private func isRegularFile(_ path: String) -> Bool { fileMode(path) == S_IFREG }
+
+/// `path` if it exists, else `path.gz` if that does (anything else at `path`, such as a
+/// directory, is left for the reader to refuse by name).
+private func plainOrGzipped(_ path: String) throws -> String {
+    if fileMode(path) != nil { return path }
+    if fileMode(path + ".gz") != nil { return path + ".gz" }
+    throw ReparoError.io("\(path) not found (nor \(path).gz)")
+}
 
 private func requireDirectory(_ path: String) throws {
     guard let mode = fileMode(path) else {

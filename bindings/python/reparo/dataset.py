@@ -1,4 +1,5 @@
-"""Labelled image sets loaded by the library (the bundled digits, MNIST IDX, CIFAR-10)."""
+"""Labelled image sets loaded by the library (the bundled digits, MNIST and Fashion-MNIST IDX,
+CIFAR-10)."""
 
 from __future__ import annotations
 
@@ -42,13 +43,19 @@ class Dataset:
 
         Args:
             kind: ``"digits"`` (bundled UCI digits, 1×8×8; ``path`` None finds the bundled
-                ``data/`` folder or ``$REPARO_DATA``), ``"mnist"`` or ``"cifar10"`` (``path``
-                is the folder of the files).
+                ``data/`` folder or ``$REPARO_DATA``), ``"mnist"`` (1×28×28, ``path``
+                required), ``"fashion-mnist"`` (1×28×28; ``path`` None: ``$REPARO_FASHION_MNIST``
+                if set and non-empty, else ``/usr/share/datasets/fashion-mnist``, where the
+                Debian package ``dataset-fashion-mnist`` installs it) or ``"cifar10"``
+                (3×32×32, ``path`` required). The IDX files of ``mnist`` and
+                ``fashion-mnist`` may be gzipped (``train-images-idx3-ubyte.gz``, …); the
+                uncompressed file is read when both are present.
             path: folder of the files, or None.
             split: ``"train"`` or ``"test"``.
 
         Raises:
-            ReparoError: INVALID_ARGUMENT (kind, split), IO (missing files), FORMAT.
+            ReparoError: INVALID_ARGUMENT (kind, split), IO (missing folder or files, named),
+                FORMAT (bad contents, corrupt or truncated gzip data, naming the file).
         """
         handle = _lib.reparo_dataset_p()
         check(
