@@ -55,3 +55,47 @@ extension Experiment {
         return nil
     }
 }
+
+extension Experiment {
+    /// What went wrong when a helper program could not run, in words a user can act on.
+    struct ToolError: Error { let message: String }
+
+    /// The Python that draws plots: `$REPARO_PYTHON`, else the repository's `.venv` (made by
+    /// scripts/install-deps.sh), else `python3` on the PATH.
+    static func python() -> String {
+        if let chosen = ProcessInfo.processInfo.environment["REPARO_PYTHON"], !chosen.isEmpty { return chosen }
+        if let script = locateScript("plot_reproduction.py") {
+            let venv = URL(fileURLWithPath: script).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent(".venv/bin/python").path
+            if FileManager.default.isExecutableFile(atPath: venv) { return venv }
+        }
+        return "python3"
+    }
+
+    /// Runs scripts/plot_reproduction.py on a reproduce CSV; the error carries what the
+    /// script printed (e.g. matplotlib missing), not just that it failed.
+    static func plot(csv: String, png: String, dense: Double, title: String) -> Result<Void, ToolError> {
+        guard let script = locateScript("plot_reproduction.py") else {
+            return .failure(ToolError(message: "scripts/plot_reproduction.py not found above the working directory"))
+        }
+        let python = python()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [python, script, csv, png, String(dense), title]
+        let errors = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        do {
+            try process.run()
+        } catch {
+            return .failure(ToolError(message: "cannot run \(python): \(error)"))
+        }
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let last = text.split(separator: "\n").last.map(String.init) ?? "exit status \(process.terminationStatus)"
+            return .failure(ToolError(message: "\(python) \(script): \(last)"))
+        }
+        return .success(())
+    }
+}

@@ -2,18 +2,28 @@ import Foundation
 import ReparoCore
 
 /// Progress on a terminal: one self-overwriting line on stderr (epoch, step, loss,
-/// accuracy, throughput, ETA). Silent when stderr is not a TTY or with --quiet.
+/// accuracy, throughput, ETA). When stderr is not a TTY (a log file, CI), one line per
+/// finished epoch if `epochLines`, else nothing. Silent with --quiet.
 final class ProgressReporter {
     let enabled: Bool
+    let epochLog: Bool
     let label: String
     private var lastDraw = Date.distantPast
 
-    init(quiet: Bool, label: String) {
-        self.enabled = !quiet && isatty(STDERR_FILENO) == 1
+    init(quiet: Bool, label: String, epochLines: Bool = false) {
+        let terminal = isatty(STDERR_FILENO) == 1
+        self.enabled = !quiet && terminal
+        self.epochLog = !quiet && !terminal && epochLines
         self.label = label
     }
 
     func update(_ progress: FitProgress) {
+        if epochLog, progress.isEpochEnd {
+            let line = String(format: "%@ epoch %d/%d  loss %.4f  acc %.1f%%  %.0f img/s  %.0f s, about %.0f s left\n",
+                              label, progress.epoch, progress.epochs, progress.epochLoss, progress.epochAccuracy * 100,
+                              progress.samplesPerSecond, progress.elapsedSeconds, progress.remainingSeconds)
+            FileHandle.standardError.write(Data(line.utf8))
+        }
         guard enabled else { return }
         let now = Date()
         guard progress.isEpochEnd || now.timeIntervalSince(lastDraw) > 0.1 else { return }

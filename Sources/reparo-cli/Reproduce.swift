@@ -2,187 +2,268 @@ import ArgumentParser
 import Foundation
 import ReparoCore
 
-/// The main job: reproduce the paper's claim on real data. Train a dense teacher, then for
-/// each pruning ratio fine-tune the pruned network four ways with the same budget and seeds
-/// — (a) vanilla, (b) expand + SP-KD (the method), (c) expand only, (d) SP-KD only — collapse
-/// and measure test accuracy. Prints a table (mean ± std over seeds), writes CSV, and a PNG
-/// plot when python3 with matplotlib is available.
+/// The main job: the paper's claim on real data. Train (or reuse from the cache) a dense
+/// teacher, prune it at each ratio, and fine-tune the pruned network four ways with the same
+/// budget, schedule and seeds — (a) vanilla, (b) expand + SP-KD (the method), (c) expand
+/// only, (d) SP-KD only — then collapse and measure accuracy on the test images (or on a
+/// validation split held out of the training images, for choosing settings). Prints a table,
+/// paired 95 % confidence intervals of each variant against vanilla fine-tuning with a
+/// verdict, and writes reproduce.csv (after every run), reproduce.json and reproduce.png.
 struct Reproduce: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Prune → expand → SP-KD fine-tune → collapse, against vanilla fine-tuning.")
-    @OptionGroup var data: DataOptions
+    static let configuration = CommandConfiguration(
+        abstract: "Prune → expand → SP-KD fine-tune → collapse, against vanilla fine-tuning, with confidence intervals.",
+        discussion: """
+            Defaults depend on --dataset and --protocol (README, "The main job"). fashion-mnist \
+            (default): VGG-16 at width 0.25 on 1×28×28, teacher 4 epochs, fine-tuning 1 epoch, \
+            ratios 0.5,0.7,0.9,0.95, 3 seeds (about 20 minutes on 2 cores); --protocol long: \
+            teacher 30 epochs, fine-tuning 10. digits: the bundled 8×8 demo (about 1 minute). \
+            Any setting given below overrides the protocol's.
+            """)
+
+    @Option(help: "Dataset: fashion-mnist (default; Debian package dataset-fashion-mnist), digits (bundled), mnist or cifar10.")
+    var dataset = "fashion-mnist"
+    @Option(help: "Directory of the dataset files (defaults: see `reparo train --help`).")
+    var dataPath: String?
+    @Option(help: "default or long (the budget of a serious run).")
+    var `protocol` = "default"
+    @Option(help: "Teacher spec JSON or preset (vgg16, resnet20, resnet56).") var spec: String?
+    @Option(help: "Channel multiplier for presets.") var width: Double?
+    @Option(help: "Load the dense teacher from this file instead of training (or reusing) one.") var teacher: String?
+    @Flag(help: "Train the teacher even when the cache in --out-dir has one for these settings.") var retrainTeacher = false
+    @Option(help: "Teacher training epochs.") var teacherEpochs: Int?
+    @Option(help: "Fine-tuning epochs of every variant.") var finetuneEpochs: Int?
+    @Option(help: "Mini-batch size.") var batchSize: Int?
+    @Option(help: "Pruning ratios, comma-separated.") var ratios: String?
+    @Option(help: "Seeds per variant.") var seeds: Int?
+    @Option(help: "First seed (seeds run first-seed, first-seed+1, …).") var firstSeed: Int?
+    @Option(help: "Expansion rate r.") var rate: Int?
+    @Option(help: "SP-KD weight (averaged over layer pairs).") var kdWeight: Double?
+    @Option(help: "Fine-tuning learning rate (cosine to 0): one number, or per variant as vanilla=0.05,expand+spkd=0.02.")
+    var learningRate: String?
+    @Option(help: "Variants to run, comma-separated (vanilla, expand+spkd, expand, spkd).") var variants: String?
+    @Option(help: "Hold out this many training images as a validation split and report accuracy on it instead of the test set (for choosing settings).")
+    var validation = 0
+    @Option(help: "Train on the first N training images only (a quick check of the pipeline; 0 = all).")
+    var trainImages = 0
+    @Option(help: "Directory for reproduce.csv/.json/.png and the teacher cache.") var outDir = "results"
     @OptionGroup var output: OutputOptions
-    @Option(help: "Teacher spec JSON or preset (vgg16, resnet20, resnet56).") var spec = Experiment.digitsSpec
-    @Option(help: "Channel multiplier for presets.") var width = 1.0
-    @Option(help: "Load the dense teacher from this file instead of training it.") var teacher: String?
-    @Option(help: "Teacher training epochs.") var teacherEpochs = 30
-    @Option(help: "Fine-tuning epochs of every variant.") var finetuneEpochs = 6
-    @Option(help: "Mini-batch size.") var batchSize = 64
-    @Option(help: "Pruning ratios, comma-separated.") var ratios = "0.5,0.7,0.9"
-    @Option(help: "Seeds per variant.") var seeds = 5
-    @Option(help: "Expansion rate r.") var rate = 4
-    @Option(help: "SP-KD weight (averaged over layer pairs).") var kdWeight = Experiment.defaultKDWeight
-    @Option(help: "Fine-tuning learning rate (cosine schedule).") var learningRate = 0.01
-    @Option(help: "Variants to run, comma-separated (vanilla, expand+spkd, expand, spkd).")
-    var variants = "vanilla,expand+spkd,expand,spkd"
-    @Option(help: "Directory for reproduce.csv, reproduce.png and teacher.safetensors.") var outDir = "results"
-
-    enum Variant: String, CaseIterable {
-        case vanilla = "vanilla"
-        case method = "expand+spkd"
-        case expandOnly = "expand"
-        case distillOnly = "spkd"
-        var expands: Bool { self == .method || self == .expandOnly }
-        var distills: Bool { self == .method || self == .distillOnly }
-    }
-
-    struct Row {
-        var ratio: Double
-        var variant: Variant
-        var accuracies: [Double]
-        var seconds: [Double]
-        var parameters: Int
-        var flops: Int
-    }
 
     func run() throws {
-        let ratioList = try ratios.split(separator: ",").map { text -> Double in
-            guard let value = Double(text.trimmingCharacters(in: .whitespaces)), value > 0, value < 1 else {
-                throw ValidationError("--ratios: \"\(text)\" is not a ratio in (0, 1)")
+        let settings = try resolvedProtocol()
+        let log = RunLog(quiet: output.quiet)
+        log.line("loading \(dataset)…")
+        var train = try DatasetCatalog.load(kind: dataset, path: dataPath, split: "train")
+        if trainImages > 0 && trainImages < train.count { train = train.prefix(trainImages) }
+        let evaluation: Dataset
+        let split: String
+        if validation > 0 {
+            guard validation < train.count else {
+                throw ValidationError("--validation \(validation): the training split has only \(train.count) images")
             }
-            return value
+            (train, evaluation) = try Self.holdOut(validation, of: train)
+            split = "validation"
+        } else {
+            evaluation = try DatasetCatalog.load(kind: dataset, path: dataPath, split: "test")
+            split = "test"
         }
-        let variantList = try variants.split(separator: ",").map { text -> Variant in
-            guard let variant = Variant(rawValue: String(text)) else {
-                throw ValidationError("--variants: \"\(text)\" is not one of \(Variant.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return variant
-        }
-        guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
-        let reporter = ProgressReporter(quiet: output.quiet || output.json, label: "")
-        let train = try data.load("train"), test = try data.load("test")
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-        let started = Date()
+        let clockStart = Date()
 
+        // The dense teacher: given, cached, or trained now.
+        let specJSON = Experiment.resolveSpec(settings.spec, for: train, width: settings.width)
         let dense: Model
+        var teacherInfo: ReproduceReport.Teacher
         if let teacher {
             dense = try Model.load(path: teacher)
+            teacherInfo = .init(accuracy: try dense.evaluate(evaluation).accuracy, parameters: dense.parameterCount,
+                                multiplyAdds: dense.multiplyAdds, seconds: 0, cached: true)
         } else {
-            dense = try Model(specJSON: Experiment.resolveSpec(spec, for: train, width: width), seed: 0)
-            let trainReporter = ProgressReporter(quiet: output.quiet || output.json, label: "teacher")
-            try Experiment.train(dense, teacher: nil, data: train, epochs: teacherEpochs, batchSize: batchSize,
-                                 options: #"{"lr":0.05,"schedule":"cosine"}"#, seed: 0, reporter: trainReporter)
-            try dense.save(path: outDir + "/teacher.safetensors")
+            let resolved = try Model(specJSON: specJSON, seed: 0).spec
+            let cache = TeacherCache(directory: outDir, settings: [
+                "version": Reparo.version, "dataset": dataset, "data_path": dataPath ?? "(default)",
+                "spec": resolved.json,
+                "epochs": settings.teacherEpochs, "lr": settings.teacherLearningRate, "schedule": "cosine",
+                "batch_size": settings.batchSize, "seed": 0, "validation": validation, "train_images": train.count,
+            ], dataset: dataset)
+            if !retrainTeacher, let (model, accuracy) = cache.load() {
+                dense = model
+                teacherInfo = .init(accuracy: accuracy, parameters: model.parameterCount, multiplyAdds: model.multiplyAdds,
+                                    seconds: 0, cached: true)
+                log.line("teacher: reused \(cache.modelPath)")
+            } else {
+                dense = try Model(specJSON: specJSON, seed: 0)
+                log.line(String(format: "teacher: training %d epochs (%d parameters, %.1f M MACs/image)…",
+                                settings.teacherEpochs, dense.parameterCount, Double(dense.multiplyAdds) / 1e6))
+                let seconds = try Experiment.train(
+                    dense, teacher: nil, data: train, epochs: settings.teacherEpochs, batchSize: settings.batchSize,
+                    options: jsonText(["lr": settings.teacherLearningRate, "schedule": "cosine"] as [String: Any]), seed: 0,
+                    reporter: ProgressReporter(quiet: output.quiet, label: "teacher", epochLines: true))
+                let accuracy = try dense.evaluate(evaluation).accuracy
+                try cache.store(dense, accuracy: accuracy, seconds: seconds)
+                teacherInfo = .init(accuracy: accuracy, parameters: dense.parameterCount, multiplyAdds: dense.multiplyAdds,
+                                    seconds: seconds, cached: false)
+                log.line("teacher: saved \(cache.modelPath)")
+            }
         }
-        let denseAccuracy = try dense.evaluate(test).accuracy
-        reporter.note(String(format: "dense teacher: %.2f%% test accuracy, %d parameters, %d multiply-adds",
-                             denseAccuracy * 100, dense.parameterCount, dense.multiplyAdds))
+        log.line(String(format: "dense teacher: %.2f%% %@ accuracy", teacherInfo.accuracy * 100, split))
 
-        var rows: [Row] = []
-        var prunedAccuracy: [Double: Double] = [:]
-        for ratio in ratioList {
+        // Seed-major, so that an interrupted run has every ratio and variant for its first seeds.
+        var report = ReproduceReport(split: split, dataset: dataset, teacher: teacherInfo)
+        var pruned: [Double: Model] = [:]
+        for ratio in settings.ratios {
             var options = PruneOptions()
             options.ratio = ratio
-            let pruned = try Pruning.prune(dense, options: options)
-            prunedAccuracy[ratio] = try pruned.evaluate(test).accuracy
-            for variant in variantList {
-                var row = Row(ratio: ratio, variant: variant, accuracies: [], seconds: [],
-                              parameters: pruned.parameterCount, flops: pruned.multiplyAdds)
-                for seed in 0..<seeds {
-                    let label = String(format: "ratio %.2f %@ seed %d", ratio, variant.rawValue, seed)
-                    let start = Date()
-                    var student = try pruned.clone()
-                    if variant.expands {
-                        var expandOptions = ExpandOptions()
-                        expandOptions.rate = rate
-                        expandOptions.seed = UInt64(seed)
-                        student = try Expansion.expand(student, options: expandOptions)
-                    }
-                    let trainerOptions: [String: Any] = ["lr": learningRate, "schedule": "cosine",
-                                                         "kd_weight": variant.distills ? kdWeight : 0]
-                    try Experiment.train(student, teacher: variant.distills ? dense : nil, data: train,
-                                         epochs: finetuneEpochs, batchSize: batchSize, options: jsonText(trainerOptions),
-                                         seed: UInt64(seed), reporter: ProgressReporter(quiet: output.quiet || output.json, label: label))
-                    if variant.expands { student = try Collapse.collapse(student, options: CollapseOptions()) }
-                    guard student.parameterCount == pruned.parameterCount else {
-                        throw ReparoError.internalError("collapsed model has \(student.parameterCount) parameters, pruned has \(pruned.parameterCount)")
-                    }
-                    row.accuracies.append(try student.evaluate(test).accuracy)
-                    row.seconds.append(Date().timeIntervalSince(start))
-                }
-                rows.append(row)
-                reporter.note(String(format: "ratio %.2f  ", ratio) + Self.padded(variant.rawValue, 13) + Self.meanStd(row.accuracies))
+            let model = try Pruning.prune(dense, options: options)
+            pruned[ratio] = model
+            report.prunedAccuracy[ratio] = try model.evaluate(evaluation).accuracy
+        }
+        var plan: [(seed: Int, ratio: Double, variant: FineTuningVariant)] = []
+        for seed in settings.seedList {
+            for ratio in settings.ratios {
+                for variant in settings.variants { plan.append((seed, ratio, variant)) }
             }
         }
-        let total = Date().timeIntervalSince(started)
-        try writeCSV(rows, path: outDir + "/reproduce.csv")
-        let plotted = plot(csv: outDir + "/reproduce.csv", png: outDir + "/reproduce.png", dense: denseAccuracy)
-        if output.json {
-            let json: [[String: Any]] = rows.map {
-                ["ratio": $0.ratio, "variant": $0.variant.rawValue, "accuracies": $0.accuracies,
-                 "parameters": $0.parameters, "flops": $0.flops, "seconds": $0.seconds]
+        var clock = RunClock()
+        let csvPath = outDir + "/reproduce.csv"
+        for (index, entry) in plan.enumerated() {
+            let prefix = "[\(index + 1)/\(plan.count)] ratio \(String(format: "%.2f", entry.ratio)) \(entry.variant.rawValue) seed \(entry.seed)"
+            guard let base = pruned[entry.ratio] else { continue }
+            let learningRate = settings.learningRate(entry.variant)
+            let start = Date()
+            var student = try base.clone()
+            if entry.variant.expands {
+                var expandOptions = ExpandOptions()
+                expandOptions.rate = settings.rate
+                expandOptions.seed = UInt64(entry.seed)
+                student = try Expansion.expand(student, options: expandOptions)
             }
-            print(jsonText(["dense_accuracy": denseAccuracy, "dense_parameters": dense.parameterCount,
-                            "dense_flops": dense.multiplyAdds, "rows": json, "seconds": total] as [String: Any]))
+            let trainerOptions: [String: Any] = ["lr": learningRate, "schedule": "cosine",
+                                                 "kd_weight": entry.variant.distills ? settings.kdWeight : 0]
+            try Experiment.train(student, teacher: entry.variant.distills ? dense : nil, data: train,
+                                 epochs: settings.finetuneEpochs, batchSize: settings.batchSize,
+                                 options: jsonText(trainerOptions), seed: UInt64(entry.seed),
+                                 reporter: ProgressReporter(quiet: output.quiet, label: prefix))
+            if entry.variant.expands { student = try Collapse.collapse(student, options: CollapseOptions()) }
+            guard student.parameterCount == base.parameterCount else {
+                throw ReparoError.internalError("collapsed model has \(student.parameterCount) parameters, the pruned one \(base.parameterCount)")
+            }
+            let accuracy = try student.evaluate(evaluation).accuracy
+            let seconds = Date().timeIntervalSince(start)
+            report.runs.append(.init(ratio: entry.ratio, variant: entry.variant, seed: entry.seed, accuracy: accuracy,
+                                     parameters: student.parameterCount, multiplyAdds: student.multiplyAdds,
+                                     seconds: seconds, learningRate: learningRate))
+            try report.csv().write(toFile: csvPath, atomically: true, encoding: .utf8)
+            clock.record(.init(ratio: entry.ratio, variant: entry.variant), seconds: seconds)
+            let left = clock.remaining(plan[(index + 1)...].map { .init(ratio: $0.ratio, variant: $0.variant) }) ?? 0
+            log.line(prefix + String(format: ": %.2f%% (%.0f s)  elapsed %@, about %@ left", accuracy * 100, seconds,
+                                     RunClock.format(Date().timeIntervalSince(clockStart)), RunClock.format(left)))
+        }
+
+        let total = Date().timeIntervalSince(clockStart)
+        var record = settings.record(dataset: dataset, validation: validation)
+        record["train_images"] = train.count
+        let json = report.json(settings: record, seconds: total)
+        try jsonText(json).write(toFile: outDir + "/reproduce.json", atomically: true, encoding: .utf8)
+        let plotted = Experiment.plot(csv: csvPath, png: outDir + "/reproduce.png", dense: teacherInfo.accuracy,
+                                      title: "\(dataset), \(split) split")
+        if output.json {
+            print(jsonText(json))
             return
         }
-        print(table(rows, dense: dense, denseAccuracy: denseAccuracy, pruned: prunedAccuracy))
-        print(String(format: "total %.0f s; CSV: %@/reproduce.csv%@", total, outDir,
-                     plotted ? "; plot: \(outDir)/reproduce.png" : " (no plot: python3 with matplotlib not found)"))
-    }
-
-    static func padded(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
-    }
-
-    static func meanStd(_ values: [Double]) -> String {
-        let mean = values.reduce(0, +) / Double(values.count)
-        let variance = values.count > 1 ? values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1) : 0
-        return String(format: "%6.2f ± %5.2f", mean * 100, variance.squareRoot() * 100)
-    }
-
-    func table(_ rows: [Row], dense: Model, denseAccuracy: Double, pruned: [Double: Double]) -> String {
-        var lines = [
-            String(format: "dense: %.2f%% test accuracy, %d params, %d MACs/image", denseAccuracy * 100,
-                   dense.parameterCount, dense.multiplyAdds),
-            "ratio  variant        accuracy % (mean ± std, \(seeds) seeds)  params    MACs/image  seconds/run",
-        ]
-        for row in rows {
-            let seconds = row.seconds.reduce(0, +) / Double(row.seconds.count)
-            lines.append(String(format: "%.2f   ", row.ratio) + Self.padded(row.variant.rawValue, 15)
-                         + Self.padded(Self.meanStd(row.accuracies), 42)
-                         + String(format: "%-9d %-11d %.1f", row.parameters, row.flops, seconds))
+        print(report.table())
+        let plotNote: String
+        switch plotted {
+        case .success: plotNote = "; plot: \(outDir)/reproduce.png"
+        case .failure(let error): plotNote = " (no plot: \(error.message))"
         }
-        for ratio in pruned.keys.sorted() {
-            lines.append(String(format: "ratio %.2f before fine-tuning: %.2f%%", ratio, (pruned[ratio] ?? 0) * 100))
-        }
-        return lines.joined(separator: "\n")
+        print(String(format: "total %@; results: %@/reproduce.csv, reproduce.json%@", RunClock.format(total), outDir, plotNote))
     }
 
-    func writeCSV(_ rows: [Row], path: String) throws {
-        var text = "ratio,variant,seed,accuracy,parameters,flops,seconds\n"
-        for row in rows {
-            for (seed, accuracy) in row.accuracies.enumerated() {
-                text += String(format: "%.2f,%@,%d,%.6f,%d,%d,%.3f\n", row.ratio, row.variant.rawValue, seed, accuracy,
-                               row.parameters, row.flops, row.seconds[seed])
+    /// The protocol's defaults for the data set, with every option given on the command line.
+    func resolvedProtocol() throws -> ReproduceProtocol {
+        guard ["default", "long"].contains(`protocol`) else {
+            throw ValidationError("--protocol: \"\(`protocol`)\" is not default or long")
+        }
+        var settings = ReproduceProtocol.defaults(dataset: dataset, long: `protocol` == "long")
+        if let spec { settings.spec = spec }
+        if let width {
+            guard width > 0, width.isFinite else { throw ValidationError("--width must be positive") }
+            settings.width = width
+        }
+        if let teacherEpochs {
+            guard teacherEpochs >= 1 else { throw ValidationError("--teacher-epochs must be at least 1") }
+            settings.teacherEpochs = teacherEpochs
+        }
+        if let finetuneEpochs {
+            guard finetuneEpochs >= 1 else { throw ValidationError("--finetune-epochs must be at least 1") }
+            settings.finetuneEpochs = finetuneEpochs
+        }
+        if let batchSize {
+            guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+            settings.batchSize = batchSize
+        }
+        if let ratios {
+            settings.ratios = try ratios.split(separator: ",").map { text in
+                guard let value = Double(text.trimmingCharacters(in: .whitespaces)), value > 0, value < 1 else {
+                    throw ValidationError("--ratios: \"\(text)\" is not a ratio in (0, 1)")
+                }
+                return value
             }
         }
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        if let seeds {
+            guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
+            settings.seeds = seeds
+        }
+        if let firstSeed {
+            guard firstSeed >= 0 else { throw ValidationError("--first-seed must not be negative") }
+            settings.firstSeed = firstSeed
+        }
+        if let rate {
+            guard rate >= 1 else { throw ValidationError("--rate must be at least 1") }
+            settings.rate = rate
+        }
+        if let kdWeight {
+            guard kdWeight > 0, kdWeight.isFinite else { throw ValidationError("--kd-weight must be positive") }
+            settings.kdWeight = kdWeight
+        }
+        if let learningRate { try settings.setLearningRates(learningRate) }
+        if let variants { settings.variants = try FineTuningVariant.parseList(variants, option: "--variants") }
+        guard validation >= 0 else { throw ValidationError("--validation must not be negative") }
+        guard trainImages >= 0 else { throw ValidationError("--train-images must not be negative") }
+        return settings
     }
 
-    /// Runs scripts/plot_reproduction.py when python3 and matplotlib are present.
-    func plot(csv: String, png: String, dense: Double) -> Bool {
-        guard let script = Experiment.locateScript("plot_reproduction.py") else { return false }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, csv, png, String(dense)]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        do {
-            try process.run()
-            process.waitUntilExit()
-            return process.terminationStatus == 0
-        } catch {
-            return false
+    /// Splits off `count` images as a validation set by a fixed permutation (the same for
+    /// every run, whatever the seeds), and trains on the rest.
+    static func holdOut(_ count: Int, of data: Dataset) throws -> (train: Dataset, validation: Dataset) {
+        var generator = SeededGenerator(seed: 0x5EED_0F_5B11)
+        var order = Array(0..<data.count)
+        for i in stride(from: order.count - 1, to: 0, by: -1) {
+            order.swapAt(i, Int(generator.next() % UInt64(i + 1)))
         }
+        return (try data.subset(Array(order[count...]).sorted()), try data.subset(Array(order[..<count]).sorted()))
+    }
+}
+
+/// One line per event on stderr (teacher, every finished run with the time left), also when
+/// stderr is not a terminal, so a log shows the progress of a long job. Silent with --quiet.
+struct RunLog {
+    let quiet: Bool
+
+    func line(_ text: String) {
+        guard !quiet else { return }
+        let clear = isatty(STDERR_FILENO) == 1 ? "\r\u{1B}[K" : ""
+        FileHandle.standardError.write(Data((clear + text + "\n").utf8))
+    }
+}
+
+extension ReproduceProtocol {
+    /// The settings as reproduce.json records them.
+    func record(dataset: String, validation: Int) -> [String: Any] {
+        ["dataset": dataset, "spec": spec, "width": width, "teacher_epochs": teacherEpochs,
+         "teacher_lr": teacherLearningRate, "finetune_epochs": finetuneEpochs, "batch_size": batchSize,
+         "ratios": ratios, "seeds": seedList, "rate": rate, "kd_weight": kdWeight,
+         "learning_rates": Dictionary(uniqueKeysWithValues: variants.map { ($0.rawValue, learningRate($0)) }),
+         "variants": variants.map(\.rawValue), "validation": validation, "schedule": "cosine"]
     }
 }

@@ -33,6 +33,40 @@ struct ModelTests {
         #expect(conv.multiplyAdds == 4 * 8 * 8 * 3 * 9 + 4 * 64 + 16)
     }
 
+    @Test("presets on Fashion-MNIST's 1×28×28: VGG-16 pools four times, the ResNets have a 1-channel stem")
+    func presetsOn28x28() throws {
+        // VGG-16 at width 0.25, by hand: planes 28, 14, 7, 3, then 1 for the last two stages
+        // (the fifth pool is left out: the plane is already 1×1). Conv MACs: Cout·H·W·Cin·9;
+        // BatchNorm: C·H·W; pools and ReLU count nothing; classifier: 128·10 + bias 10 params.
+        let stages: [(widths: [Int], side: Int)] = [([16, 16], 28), ([32, 32], 14), ([64, 64, 64], 7),
+                                                    ([128, 128, 128], 3), ([128, 128, 128], 1)]
+        var (parameters, macs, previous) = (0, 0, 1)
+        for stage in stages {
+            for c in stage.widths {
+                parameters += previous * c * 9 + 2 * c
+                macs += c * stage.side * stage.side * (previous * 9 + 1)
+                previous = c
+            }
+        }
+        parameters += 128 * 10 + 10
+        macs += 128 * 10
+        let vgg = try Model(specJSON: #"{"preset":"vgg16","input":[1,28,28],"width":0.25}"#, seed: 0)
+        #expect(vgg.parameterCount == parameters)
+        #expect(vgg.multiplyAdds == macs)
+        let pools = vgg.spec.layers.filter { $0.kind == .maxpool }.map(\.name)
+        #expect(pools == ["features.6", "features.13", "features.23", "features.33"])  // no features.43
+        // Names are those of the 32×32 model (the skipped pool keeps its index).
+        let cifar = try Model(specJSON: #"{"preset":"vgg16","width":0.25}"#, seed: 0)
+        #expect(vgg.spec.layers.filter { $0.kind == .conv }.map(\.name)
+                == cifar.spec.layers.filter { $0.kind == .conv }.map(\.name))
+        // ResNet-20 on one channel: the stem conv loses 2 of its 3 input channels (2·16·9 weights).
+        let gray = try Model(specJSON: #"{"preset":"resnet20","input":[1,28,28]}"#, seed: 0)
+        let color = try Model(specJSON: #"{"preset":"resnet20"}"#, seed: 0)
+        #expect(color.parameterCount - gray.parameterCount == 2 * 16 * 9)
+        let logits = try gray.infer([Float](repeating: 0.5, count: 2 * 28 * 28), batch: 2)
+        #expect(logits.count == 2 * 10 && logits.allSatisfy(\.isFinite))
+    }
+
     @Test("bad specs are rejected with a message naming the field", arguments: [
         (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv2d","out":4}]}"#, "type"),
         (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":-4}]}"#, "out"),
@@ -42,7 +76,7 @@ struct ModelTests {
         (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":65536,"kernel":3},{"type":"conv","out":65536,"kernel":3}]}"#, "parameters"),
         (#"{"input":[3,4096,4096],"classes":10,"layers":[{"type":"conv","out":64,"kernel":3,"padding":1}]}"#, "activations"),
         (#"{"preset":"vgg17"}"#, "preset"),
-        (#"{"preset":"vgg16","input":[3,8,8]}"#, "max-pool"),
+        (#"{"preset":"vgg16","input":[3,8,8],"width":20}"#, "width"),
         (#"{"input":[1,8,8],"layers":[],"classes":10}"#, "layers"),
         (#"{"input":[1,8],"classes":10,"layers":[{"type":"flatten"}]}"#, "input"),
         (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":4,"kernal":3}]}"#, "kernal"),

@@ -9,10 +9,16 @@ public enum Presets {
         switch name {
         case "vgg16":
             // 13 conv3×3 + BN + ReLU, max-pool after each stage, then Linear (Simonyan & Zisserman;
-            // the CIFAR variant of Li et al. 2017).
+            // the CIFAR variant of Li et al. 2017). On 32×32 the five pools end at 1×1. On a
+            // smaller input a pool is left out once the plane is down to 1×1 (28×28, as
+            // Fashion-MNIST: 14, 7, 3, 1, and the fifth stage runs at 1×1), so the network keeps
+            // its 13 convolutions on the data's own resolution instead of padding it to 32×32
+            // (which would cost 31 % more multiply-adds for a border of zeros). Names count the
+            // skipped pool as if it were there, so every tensor is named as at 32×32.
             let plan: [Int?] = [64, 64, nil, 128, 128, nil, 256, 256, 256, nil, 512, 512, 512, nil, 512, 512, 512, nil]
             var layers: [LayerSpec] = []
             var index = 0
+            var (height, width) = (input.height, input.width)
             for entry in plan {
                 if let channels = entry {
                     layers.append(.conv("features.\(index)", out: scaled(channels), kernel: 3, stride: 1, padding: 1))
@@ -20,7 +26,10 @@ public enum Presets {
                     layers.append(LayerSpec(kind: .relu, name: "features.\(index + 2)"))
                     index += 3
                 } else {
-                    layers.append(.pool(.maxpool, "features.\(index)", kernel: 2, stride: 2))
+                    if height >= 2 && width >= 2 {
+                        layers.append(.pool(.maxpool, "features.\(index)", kernel: 2, stride: 2))
+                        (height, width) = (height / 2, width / 2)
+                    }
                     index += 1
                 }
             }

@@ -25,6 +25,10 @@ BatchNorm, ``<name>.{weight,bias,running_mean,running_var}``. PyTorch's
                  MaxPool2d(2, 2) → features.<j> after each stage (j = 6, 13, 23, 33, 43)
     classifier   Linear(512, classes)                        (after flattening [512, 1, 1])
 
+  On an input smaller than 32×32 a pool is left out once the plane is 1×1 (1×28×28, as
+  Fashion-MNIST: planes 14, 7, 3, 1 and no pool ``features.43``; PyTorch holds an
+  ``Identity`` there), so every other name stays as at 32×32.
+
   Conv widths 64 64 | 128 128 | 256 256 256 | 512 512 512 | 512 512 512, each scaled by the
   spec's ``width`` (rounded half away from zero, at least 1). PyTorch CIFAR VGGs usually give
   their convs a bias: :func:`export_state_dict` then sets ``"bias": true`` on those convs of
@@ -71,7 +75,7 @@ import math
 import os
 import struct
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -133,13 +137,27 @@ def _basic_block(name: str, in_channels: int, out: int, stride: int) -> Spec:
     }
 
 
-def _preset_layers(preset: str, classes: int, width: float) -> List[Spec]:
+def _vgg16_pools(height: int, width: int) -> List[bool]:
+    """For each of VGG-16's five max-pools, whether it is there (Presets.swift): a pool is
+    left out once the plane is down to 1×1 (on 28×28: 14, 7, 3, 1, and no fifth pool)."""
+    present = []
+    for _ in range(5):
+        present.append(height >= 2 and width >= 2)
+        if present[-1]:
+            height, width = height // 2, width // 2
+    return present
+
+
+def _preset_layers(preset: str, classes: int, width: float,
+                   input_shape: Sequence[int] = (3, 32, 32)) -> List[Spec]:
     if preset == "vgg16":
         layers: List[Spec] = []
         index = 0
+        pools = iter(_vgg16_pools(int(input_shape[1]), int(input_shape[2])))
         for entry in VGG16_PLAN:
             if entry is None:
-                layers.append({"type": "maxpool", "name": f"features.{index}", "kernel": 2, "stride": 2})
+                if next(pools):
+                    layers.append({"type": "maxpool", "name": f"features.{index}", "kernel": 2, "stride": 2})
                 index += 1
             else:
                 layers.append(_conv(f"features.{index}", _scaled(entry, width), 3, 1, 1))
@@ -241,8 +259,10 @@ def resolve_spec(spec: Union[str, Mapping[str, Any]]) -> Spec:
         unknown = set(spec) - {"preset", "classes", "input", "width", "state"}
         if unknown:
             raise ValueError(f"unknown preset spec keys: {sorted(unknown)}")
-        layers = _preset_layers(preset, classes, float(spec.get("width", 1.0)))
         input_shape = [int(v) for v in spec.get("input", [3, 32, 32])]
+        if len(input_shape) != 3:
+            raise ValueError(f"input must be [C, H, W], got {input_shape}")
+        layers = _preset_layers(preset, classes, float(spec.get("width", 1.0)), input_shape)
     else:
         if "layers" not in spec or "input" not in spec:
             raise ValueError('a spec needs "preset", or "input" and "layers"')

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .torch_interop import VGG16_PLAN, _preset_layers, _scaled, resolve_spec
+from .torch_interop import VGG16_PLAN, _preset_layers, _scaled, _vgg16_pools, resolve_spec
 
 __all__ = ["VGG", "BasicBlock", "CifarResNet", "SpecNet", "vgg16", "cifar_resnet", "from_spec"]
 
@@ -38,7 +38,9 @@ class VGG(nn.Module):
     Args:
         widths: the 13 conv widths (default: 64 … 512 scaled by ``width`` as Reparo does).
         classes: outputs of the classifier.
-        in_channels, input_size: the input [C, H, W] (the classifier takes C·H/32·W/32 inputs).
+        in_channels, input_size: the input [C, H, W] (the classifier takes C·H/32·W/32 inputs
+            on 32×32 and larger; on smaller planes a pool is left out once the plane is 1×1,
+            an ``Identity`` in its place, as Reparo's preset does).
         width: scale of the default widths (Reparo's preset ``"width"``).
         conv_bias: give every conv a bias (Reparo's preset has none; many PyTorch VGGs do).
     """
@@ -54,10 +56,14 @@ class VGG(nn.Module):
         layers: List[nn.Module] = []
         channels, (height, width_) = in_channels, input_size
         remaining = iter(widths)
+        pools = iter(_vgg16_pools(height, width_))
         for entry in VGG16_PLAN:
             if entry is None:
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-                height, width_ = height // 2, width_ // 2
+                if next(pools):
+                    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+                    height, width_ = height // 2, width_ // 2
+                else:  # the plane is already 1×1 (Presets.swift); keeps the indices of 32×32
+                    layers.append(nn.Identity())
             else:
                 out = next(remaining)
                 layers += [nn.Conv2d(channels, out, 3, padding=1, bias=conv_bias), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
@@ -287,7 +293,7 @@ def from_spec(spec: Mapping[str, Any]) -> nn.Module:
     in_channels, height, width = spec["input"]
     convs = [layer for layer in layers if layer["type"] == "conv"]
     if len(convs) == 13 and len({layer["bias"] for layer in convs}) == 1:
-        reference = _preset_layers("vgg16", classes, 1.0)
+        reference = _preset_layers("vgg16", classes, 1.0, spec["input"])
         for layer in reference:
             if layer["type"] == "conv":
                 layer["bias"] = convs[0]["bias"]

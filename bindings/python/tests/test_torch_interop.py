@@ -80,6 +80,10 @@ RESOLVE_CASES = {
     "resnet20": {"preset": "resnet20", "classes": 10},
     "resnet56-w-half-rounding-odd": {"preset": "resnet56", "width": 0.15625, "classes": 7, "input": [1, 20, 24]},
     "digits": DIGITS_SPEC,
+    # Fashion-MNIST's 1×28×28: VGG-16 leaves out its fifth pool (the plane is 1×1 after four)
+    "vgg16-fashion-mnist": {"preset": "vgg16", "width": 0.25, "input": [1, 28, 28]},
+    "vgg16-odd-plane": {"preset": "vgg16", "width": 0.125, "input": [2, 12, 20]},
+    "resnet20-fashion-mnist": {"preset": "resnet20", "input": [1, 28, 28]},
     "generic-blocks": {
         "input": [2, 9, 9], "classes": 3, "layers": [
             {"type": "conv", "out": 5, "kernel": 3, "padding": 1, "bias": True},
@@ -139,6 +143,9 @@ ROUND_TRIPS = {
         lambda: pruned_expanded_collapsed({"preset": "resnet56", "width": 0.25}, {"fold_batchnorm": True}, ratio=0.3),
         None),
     "digits-expanded": (lambda: pruned_expanded_collapsed(DIGITS_SPEC, False, ratio=0.5), None),
+    "vgg16-28x28-pruned-collapsed": (
+        lambda: pruned_expanded_collapsed({"preset": "vgg16", "width": 0.125, "input": [1, 28, 28]}, ratio=0.5),
+        {"preset": "vgg16", "input": [1, 28, 28]}),
 }
 
 
@@ -235,6 +242,10 @@ TORCH_EXPORTS = {
     "resnet20": (lambda tm: tm.cifar_resnet(20), "resnet20"),
     "resnet56-w0.5-100-classes": (lambda tm: tm.cifar_resnet(56, classes=100, width=0.5),
                                   {"preset": "resnet56", "classes": 100}),
+    "vgg16-fashion-mnist": (lambda tm: tm.VGG(width=0.25, in_channels=1, input_size=(28, 28)),
+                            {"preset": "vgg16", "width": 0.25, "input": [1, 28, 28]}),
+    "resnet20-fashion-mnist": (lambda tm: tm.cifar_resnet(20, in_channels=1),
+                               {"preset": "resnet20", "input": [1, 28, 28]}),
 }
 
 
@@ -250,7 +261,8 @@ def test_torch_model_exported_to_reparo_gives_the_same_logits(case, torch, tmp_p
     path = tmp_path / "from_torch.safetensors"
     export_state_dict(net, path, spec)
 
-    images = np.random.default_rng(2).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    input_shape = resolve_spec(spec)["input"]
+    images = np.random.default_rng(2).standard_normal((4, *input_shape)).astype(np.float32)
     with torch.no_grad():
         expected = net(torch.from_numpy(images)).numpy()
     with reparo.Model.load(path) as model:
@@ -284,6 +296,10 @@ REPARO_EXPORTS = {
         "SpecNet"),
     "vgg16-expanded": (lambda: pruned_expanded_collapsed({"preset": "vgg16", "width": 0.125}, False, ratio=0.5), "SpecNet"),
     "digits-collapsed": (lambda: pruned_expanded_collapsed(DIGITS_SPEC, ratio=0.5), "SpecNet"),
+    "vgg16-fashion-mnist-pruned-collapsed": (
+        lambda: pruned_expanded_collapsed({"preset": "vgg16", "width": 0.25, "input": [1, 28, 28]}, ratio=0.7), "VGG"),
+    "resnet20-fashion-mnist-pruned-collapsed": (
+        lambda: pruned_expanded_collapsed({"preset": "resnet20", "input": [1, 28, 28]}, ratio=0.5), "CifarResNet"),
 }
 
 

@@ -1,0 +1,141 @@
+import Foundation
+import ReparoCore
+
+/// The results of a reproduction as they accumulate: one record per fine-tuning run, written
+/// to CSV after every run (so an interrupted job keeps what it measured), then summarized as
+/// a table, paired comparisons against vanilla fine-tuning, JSON and a plot.
+struct ReproduceReport {
+    struct Run {
+        var ratio: Double
+        var variant: FineTuningVariant
+        var seed: Int
+        var accuracy: Double
+        var parameters: Int
+        var multiplyAdds: Int
+        var seconds: Double
+        var learningRate: Double
+    }
+
+    struct Teacher {
+        var accuracy: Double
+        var parameters: Int
+        var multiplyAdds: Int
+        var seconds: Double
+        var cached: Bool
+    }
+
+    /// "test" (the data set's test images) or "validation" (held out of the training images).
+    var split: String
+    var dataset: String
+    var teacher: Teacher
+    var runs: [Run] = []
+    /// Accuracy of each pruned network before fine-tuning.
+    var prunedAccuracy: [Double: Double] = [:]
+
+    var ratios: [Double] { Array(Set(runs.map(\.ratio))).sorted() }
+    var variants: [FineTuningVariant] { FineTuningVariant.allCases.filter { v in runs.contains { $0.variant == v } } }
+
+    func runs(ratio: Double, variant: FineTuningVariant) -> [Run] {
+        runs.filter { $0.ratio == ratio && $0.variant == variant }.sorted { $0.seed < $1.seed }
+    }
+
+    /// `treatment − control` at `ratio`, in accuracy points, over the seeds both arms ran.
+    func comparison(ratio: Double, _ treatment: FineTuningVariant, _ control: FineTuningVariant) -> PairedComparison? {
+        let a = Dictionary(runs(ratio: ratio, variant: treatment).map { ($0.seed, $0.accuracy * 100) }, uniquingKeysWith: { $1 })
+        let b = Dictionary(runs(ratio: ratio, variant: control).map { ($0.seed, $0.accuracy * 100) }, uniquingKeysWith: { $1 })
+        let seeds = a.keys.filter { b[$0] != nil }.sorted()
+        guard !seeds.isEmpty else { return nil }
+        return try? PairedComparison(treatment: seeds.map { a[$0]! }, control: seeds.map { b[$0]! })
+    }
+
+    /// The comparisons the report makes: every other variant against vanilla fine-tuning, and
+    /// the method against each of its two ingredients.
+    var comparedPairs: [(FineTuningVariant, FineTuningVariant)] {
+        let present = Set(variants)
+        return [(.method, .vanilla), (.expandOnly, .vanilla), (.distillOnly, .vanilla),
+                (.method, .expandOnly), (.method, .distillOnly)]
+            .filter { present.contains($0.0) && present.contains($0.1) }
+    }
+
+    // MARK: - Text
+
+    func table() -> String {
+        let seeds = Set(runs.map(\.seed)).count
+        var lines = [
+            String(format: "dense teacher: %.2f%% %@ accuracy, %d params, %d MACs/image%@", teacher.accuracy * 100, split,
+                   teacher.parameters, teacher.multiplyAdds, teacher.cached ? " (cached)" : String(format: " (trained in %.0f s)", teacher.seconds)),
+            "",
+            "ratio  variant       \(split) accuracy % (mean ± std, \(seeds) seed\(seeds == 1 ? "" : "s"))   params     MACs/image   s/run   lr",
+        ]
+        for ratio in ratios {
+            for variant in variants {
+                let group = runs(ratio: ratio, variant: variant)
+                guard let first = group.first else { continue }
+                let values = group.map { $0.accuracy * 100 }
+                lines.append(String(format: "%.2f   ", ratio) + pad(variant.rawValue, 14)
+                             + pad(meanStd(values), 42)
+                             + pad(String(first.parameters), 11) + pad(String(first.multiplyAdds), 13)
+                             + pad(String(format: "%.1f", group.map(\.seconds).reduce(0, +) / Double(group.count)), 8)
+                             + String(format: "%g", first.learningRate))
+            }
+            if let before = prunedAccuracy[ratio] {
+                lines.append(String(format: "%.2f   pruned, before fine-tuning: %.2f%%", ratio, before * 100))
+            }
+        }
+        lines.append("")
+        lines.append("paired differences in accuracy points (same seeds), 95 % Student-t interval:")
+        for ratio in ratios {
+            for (treatment, control) in comparedPairs {
+                guard let c = comparison(ratio: ratio, treatment, control) else { continue }
+                let interval = c.halfWidth.isFinite ? String(format: "[%+.2f, %+.2f]", c.lower, c.upper) : "(one seed: no interval)"
+                lines.append(String(format: "%.2f   ", ratio) + pad("\(treatment.rawValue) − \(control.rawValue)", 26)
+                             + String(format: "%+.2f  ", c.mean) + pad(interval, 18) + c.verdict.rawValue)
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    // MARK: - Files
+
+    func csv() -> String {
+        var text = "ratio,variant,seed,split,accuracy,parameters,flops,seconds,learning_rate\n"
+        for run in runs {
+            text += String(format: "%.2f,%@,%d,%@,%.6f,%d,%d,%.3f,%g\n", run.ratio, run.variant.rawValue, run.seed, split,
+                           run.accuracy, run.parameters, run.multiplyAdds, run.seconds, run.learningRate)
+        }
+        return text
+    }
+
+    func json(settings: [String: Any], seconds: Double) -> [String: Any] {
+        var comparisons: [[String: Any]] = []
+        for ratio in ratios {
+            for (treatment, control) in comparedPairs {
+                guard let c = comparison(ratio: ratio, treatment, control) else { continue }
+                var entry: [String: Any] = ["ratio": ratio, "treatment": treatment.rawValue, "control": control.rawValue,
+                                            "mean_difference": c.mean, "differences": c.differences, "seeds": c.count,
+                                            "verdict": c.verdict.rawValue]
+                if c.halfWidth.isFinite { entry["ci95"] = [c.lower, c.upper] }
+                comparisons.append(entry)
+            }
+        }
+        let runList: [[String: Any]] = runs.map {
+            ["ratio": $0.ratio, "variant": $0.variant.rawValue, "seed": $0.seed, "accuracy": $0.accuracy,
+             "parameters": $0.parameters, "flops": $0.multiplyAdds, "seconds": $0.seconds, "learning_rate": $0.learningRate]
+        }
+        return ["dataset": dataset, "split": split, "settings": settings, "seconds": seconds,
+                "teacher": ["accuracy": teacher.accuracy, "parameters": teacher.parameters, "flops": teacher.multiplyAdds,
+                            "seconds": teacher.seconds, "cached": teacher.cached] as [String: Any],
+                "pruned_accuracy": prunedAccuracy.map { ["ratio": $0.key, "accuracy": $0.value] },
+                "runs": runList, "comparisons": comparisons]
+    }
+}
+
+func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+}
+
+func meanStd(_ values: [Double]) -> String {
+    let mean = values.reduce(0, +) / Double(values.count)
+    let variance = values.count > 1 ? values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1) : 0
+    return String(format: "%6.2f ± %4.2f", mean, variance.squareRoot())
+}

@@ -1,0 +1,47 @@
+import Foundation
+import ReparoCore
+
+/// Trained dense teachers kept in the output directory, keyed by every setting that shapes
+/// them: `teacher-<dataset>-<16 hex digits>.safetensors`, beside a `.json` that lists the
+/// settings (so a person can see what a file is) and the teacher's accuracy. The key is the
+/// FNV-1a hash of those settings' canonical JSON; a file is reused only when its sidecar's
+/// settings equal the requested ones, so a hash collision retrains instead of misleading.
+struct TeacherCache {
+    let directory: String
+    /// The settings, canonical (sorted keys) JSON: the library version, data set and its
+    /// location, the resolved spec, epochs, learning rate, batch size, seed and the split.
+    let settings: [String: Any]
+    let dataset: String
+
+    var key: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in jsonText(settings).utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+        }
+        let digits = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    var modelPath: String { "\(directory)/teacher-\(dataset)-\(key).safetensors" }
+    var settingsPath: String { "\(directory)/teacher-\(dataset)-\(key).json" }
+
+    /// The cached teacher, or nil when there is none for these settings (or it is unreadable:
+    /// then it is trained again and the file replaced).
+    func load() -> (model: Model, accuracy: Double)? {
+        guard FileManager.default.fileExists(atPath: modelPath),
+              let data = FileManager.default.contents(atPath: settingsPath),
+              let text = String(data: data, encoding: .utf8),
+              let record = try? JSONObject.parseValue(text, context: "teacher cache") as? [String: Any],
+              let stored = record["settings"], jsonText(stored) == jsonText(settings),
+              let accuracy = record["accuracy"] as? Double,
+              let model = try? Model.load(path: modelPath) else { return nil }
+        return (model, accuracy)
+    }
+
+    /// Saves the teacher (atomically, as `Model.save` does) and then its sidecar.
+    func store(_ model: Model, accuracy: Double, seconds: Double) throws {
+        try model.save(path: modelPath)
+        let record: [String: Any] = ["settings": settings, "accuracy": accuracy, "seconds": seconds]
+        try jsonText(record).write(toFile: settingsPath, atomically: true, encoding: .utf8)
+    }
+}
