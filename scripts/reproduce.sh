@@ -7,4 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh >/dev/null
+# The plot runs `python3` from the PATH; matplotlib lives in install-deps.sh's .venv.
+export PATH="$(pwd)/.venv/bin:$PATH"
 exec .build-release/release/reparo reproduce --out-dir results "$@"

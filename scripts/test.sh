@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: the Swift suite, then (against the release libreparo.so) the Python
-# bindings' tests, which also build and run the C examples and the README's commands, then a
+# Runs every test: the Swift suite, then (against the release libreparo.so, with .venv's
+# python) the Python bindings' tests, which also build and run the C examples and the README's commands, then a
 # short fuzzing pass (fuzz/run.sh ci: every fixed or known finding replayed, each libFuzzer
 # target fuzzed $FUZZ_CI_SECONDS seconds, 20 by default; skipped with a message when the
 # toolchain has no libFuzzer runtime).
@@ -17,6 +17,8 @@ REPARO_EXPECT_VECTOR_KERNELS=1 swift test --skip-build
 echo "== Release library and CLI"
 bash scripts/build.sh
 echo "== Python, C examples, README"
-python3 -m pytest -q bindings/python/tests
+# The virtual environment's interpreter (install-deps.sh made it): the tests' subprocesses use
+# sys.executable, and `python3` on the PATH (the README's main job plots with it) is the venv's.
+PATH="$(pwd)/.venv/bin:$PATH" .venv/bin/python -m pytest -q bindings/python/tests
 echo "== Fuzzing (short pass)"
 FUZZ_CI_SECONDS="${FUZZ_CI_SECONDS:-20}" bash fuzz/run.sh ci
