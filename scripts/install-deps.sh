@@ -2,19 +2,26 @@
 # Installs what Reparo needs on a fresh Debian machine with Swift: OpenBLAS and zlib (build and
 # run), Fashion-MNIST (dataset-fashion-mnist: the default data of the main job, four gzipped
 # IDX files in /usr/share/datasets/fashion-mnist), and, in a virtual environment .venv at the
-# repository root (never system-wide), the Python packages the tests and the plot use: numpy,
-# pytest, safetensors, matplotlib, and torch, onnx, onnxruntime for the interop and agreement
-# tests. Idempotent: pip runs only when .venv cannot import them all. Needs root for apt.
+# repository root (never system-wide), the Python packages: numpy and matplotlib for the main
+# job's plot; with --tests also pytest, safetensors, and torch, onnx, onnxruntime for the
+# interop and agreement tests (torch from PyPI is ≈ 5.6 GB with its CUDA libraries and takes
+# 2–3 minutes to install, so the main job alone does not pull it in). Idempotent: pip runs
+# only when .venv cannot import what is asked for. Needs root for apt.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+modules=(numpy matplotlib)
+if [ "${1:-}" = "--tests" ]; then
+    modules+=(pytest safetensors torch onnx onnxruntime)
+fi
 packages=(libopenblas-dev zlib1g-dev pkg-config dataset-fashion-mnist)
+# Debian's own python3 makes virtual environments only with python3-venv.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
-cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-if ! .venv/bin/python -c 'import torch, onnx, onnxruntime, numpy, pytest, safetensors, matplotlib' \
-        >/dev/null 2>&1; then
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-        numpy pytest safetensors matplotlib torch onnx onnxruntime
+if ! .venv/bin/python -c "import $(IFS=,; echo "${modules[*]}")" >/dev/null 2>&1; then
+    echo "install-deps: installing ${modules[*]} into .venv" >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check "${modules[@]}"
 fi

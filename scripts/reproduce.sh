@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, from a fresh clone: install dependencies, build, and run the end-to-end
-# pipeline (train a dense teacher on the bundled digits → prune at 0.5/0.7/0.9 → vanilla vs
-# expand + SP-KD fine-tuning, 5 seeds → collapse → test accuracy). Writes results/.
-# Extra arguments go to `reparo reproduce` (see --help).
+# pipeline on Fashion-MNIST (train a dense VGG-16 teacher, or reuse it from results/ → prune
+# at 0.5/0.7/0.9/0.95 → fine-tune four ways (vanilla, expand + SP-KD, expand, SP-KD) over 3
+# seeds → collapse → test accuracy with paired 95 % intervals). Writes results/. Extra
+# arguments go to `reparo reproduce` (see --help), e.g. --protocol long, --dataset digits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh

@@ -6,7 +6,7 @@
 # toolchain has no libFuzzer runtime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --tests
 echo "== Swift tests"
 # The C kernels (Sources/CVectorKernels) are compiled optimized even in this debug build:
 # unoptimized they switch themselves off (see vector_kernels.h), and the suite should test
