@@ -24,12 +24,13 @@ enum Experiment {
     /// Adds total_steps to the options JSON (for the cosine schedule) and runs `fit`.
     @discardableResult
     static func train(_ model: Model, teacher: Model?, data: Dataset, epochs: Int, batchSize: Int, options: String,
-                      seed: UInt64, reporter: ProgressReporter) throws -> Double {
+                      seed: UInt64, reporter: ProgressReporter, teacherTargets: TeacherTargetCache? = nil) throws -> Double {
         let batches = (data.count + batchSize - 1) / batchSize
         var object = (try JSONObject.parseValue(options, context: "options") as? [String: Any]) ?? [:]
         if object["total_steps"] == nil { object["total_steps"] = epochs * batches }
         if object["seed"] == nil { object["seed"] = Int(seed % UInt64(Int.max)) }
         let trainer = try Trainer(student: model, teacher: teacher, options: TrainerOptions.parse(jsonText(object)))
+        if teacherTargets != nil && trainer.kdWeight > 0 { try trainer.useTeacherTargets(teacherTargets) }
         let start = Date()
         try trainer.fit(data, epochs: epochs, batchSize: batchSize, seed: seed) { progress in
             reporter.update(progress)

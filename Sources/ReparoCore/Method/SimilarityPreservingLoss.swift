@@ -36,13 +36,25 @@ final class SimilarityPreservingLoss {
         }
     }
 
-    /// Loss for one layer pair; writes `weight · ∂L/∂A_student` into `studentGradient`.
+    /// Loss for one layer pair; writes `weight · ∂L/∂A_student` into `studentGradient`. The
+    /// teacher's normalized Gram matrix stays in `lastTeacherGram` until the next call.
     func compute(student: UnsafePointer<Float>, studentFeatures: Int, teacher: UnsafePointer<Float>,
                  teacherFeatures: Int, weight: Float, studentGradient: UnsafeMutablePointer<Float>?) -> Double {
+        Self.normalizedGram(teacher, features: teacherFeatures, batch: batch, gram: teacherGram.pointer, norms: nil)
+        return compute(student: student, studentFeatures: studentFeatures, teacherGram: teacherGram.pointer,
+                       weight: weight, studentGradient: studentGradient)
+    }
+
+    /// The teacher's normalized Gram matrix `[b, b]` of the last `compute(…teacher:…)`.
+    var lastTeacherGram: UnsafePointer<Float> { UnsafePointer(teacherGram.pointer) }
+
+    /// Loss for one layer pair against a given normalized teacher Gram matrix `[b, b]` (as
+    /// `normalizedGram` makes it); writes `weight · ∂L/∂A_student` into `studentGradient`.
+    func compute(student: UnsafePointer<Float>, studentFeatures: Int, teacherGram gt: UnsafePointer<Float>,
+                 weight: Float, studentGradient: UnsafeMutablePointer<Float>?) -> Double {
         let b = batch
-        let gs = studentGram.pointer, gt = teacherGram.pointer, dG = gramGradient.pointer, norms = norms.pointer
+        let gs = studentGram.pointer, dG = gramGradient.pointer, norms = norms.pointer
         Self.normalizedGram(student, features: studentFeatures, batch: b, gram: gs, norms: norms)
-        Self.normalizedGram(teacher, features: teacherFeatures, batch: b, gram: gt, norms: nil)
         var loss: Double = 0
         let scale = 1 / Float(b * b)
         for i in 0..<(b * b) {

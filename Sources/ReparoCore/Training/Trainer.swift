@@ -116,6 +116,24 @@ public final class Trainer {
 
     deinit { chunkFinite.deallocate() }
 
+    /// Shared teacher targets (see `TeacherTargetCache`), or nil: the teacher runs every step.
+    public private(set) var teacherTargets: TeacherTargetCache?
+
+    /// Reads and stores the teacher's SP-KD targets in `cache`, which other trainers with the
+    /// same teacher may share (the results are the same as without it). Throws when the
+    /// cache belongs to another teacher or this trainer does not distill.
+    public func useTeacherTargets(_ cache: TeacherTargetCache?) throws {
+        if let cache {
+            guard let teacher, cache.teacher === teacher else {
+                throw ReparoError.invalidArgument("teacher targets: the cache was made for another teacher model")
+            }
+            guard !pairs.isEmpty else {
+                throw ReparoError.invalidArgument("teacher targets: this trainer does not distill (kd_weight 0)")
+            }
+        }
+        teacherTargets = cache
+    }
+
     var trainableParameters: [Parameter] { trainable }
     var momentumState: [FloatBuffer] { momentumBuffers }
     var generatorState: UInt64 { generator.state }
@@ -172,14 +190,39 @@ public final class Trainer {
         var distillation = 0.0
         if let teacher, let teacherCache = plan.teacherCache, let teacherLogits = plan.teacherLogits,
            let similarity = plan.similarity {
-            teacher.network.forward(input, teacherLogits.pointer, cache: teacherCache, training: false)
             let weight = Float(kdWeight / Double(pairs.count))
-            for (pair, gradient) in zip(pairs, plan.distillationGradients) {
-                let loss = similarity.compute(
-                    student: network.output(pair.studentIndex, cache: plan.studentCache), studentFeatures: pair.studentFeatures,
-                    teacher: teacher.network.output(pair.teacherIndex, cache: teacherCache), teacherFeatures: pair.teacherFeatures,
-                    weight: weight, studentGradient: gradient.pointer)
-                distillation += loss / Double(pairs.count)
+            let square = batch * batch
+            let key = teacherTargets.map { _ in
+                TeacherTargetCache.key(input: input, count: batch * student.inputShape.count, batch: batch,
+                                       teacherLayers: pairs.map(\.teacherIndex))
+            }
+            if let key, let stored = teacherTargets?.targets(key) {
+                stored.withUnsafeBufferPointer { grams in
+                    for (index, (pair, gradient)) in zip(pairs, plan.distillationGradients).enumerated() {
+                        let loss = similarity.compute(
+                            student: network.output(pair.studentIndex, cache: plan.studentCache),
+                            studentFeatures: pair.studentFeatures, teacherGram: grams.baseAddress.unsafelyUnwrapped + index * square,
+                            weight: weight, studentGradient: gradient.pointer)
+                        distillation += loss / Double(pairs.count)
+                    }
+                }
+            } else {
+                teacher.network.forward(input, teacherLogits.pointer, cache: teacherCache, training: false)
+                // Kept for the cache (one allocation per new batch, only with a cache attached).
+                let storing = key != nil && teacherTargets?.hasRoom(forFloats: pairs.count * square) == true
+                var keep: [Float] = []
+                if storing { keep.reserveCapacity(pairs.count * square) }
+                for (pair, gradient) in zip(pairs, plan.distillationGradients) {
+                    let loss = similarity.compute(
+                        student: network.output(pair.studentIndex, cache: plan.studentCache), studentFeatures: pair.studentFeatures,
+                        teacher: teacher.network.output(pair.teacherIndex, cache: teacherCache), teacherFeatures: pair.teacherFeatures,
+                        weight: weight, studentGradient: gradient.pointer)
+                    distillation += loss / Double(pairs.count)
+                    if storing {
+                        keep.append(contentsOf: UnsafeBufferPointer(start: similarity.lastTeacherGram, count: square))
+                    }
+                }
+                if storing, let key { teacherTargets?.store(key, keep) }
             }
         }
         let injections = plan.injections
