@@ -85,6 +85,7 @@ struct Reproduce: ParsableCommand {
                 "spec": resolved.json,
                 "epochs": settings.teacherEpochs, "lr": settings.teacherLearningRate, "schedule": "cosine",
                 "batch_size": settings.batchSize, "seed": 0, "validation": validation, "train_images": train.count,
+                "blas_core": ComputeEnvironment.blasCore, "vector_kernels": ComputeEnvironment.vectorKernels,
             ], dataset: dataset)
             if !retrainTeacher, let (model, accuracy) = cache.load() {
                 dense = model
@@ -124,7 +125,7 @@ struct Reproduce: ParsableCommand {
                 for variant in settings.variants { plan.append((seed, ratio, variant)) }
             }
         }
-        var clock = RunClock()
+        var clock = RunClock(cost: pruned.mapValues { Double($0.multiplyAdds) })
         let csvPath = outDir + "/reproduce.csv"
         // The teacher's SP-KD targets of one seed's batches, shared by that seed's distilling
         // runs (same batches: the order depends on the seed only); exact, and saves all but one
@@ -145,11 +146,19 @@ struct Reproduce: ParsableCommand {
             }
             let trainerOptions: [String: Any] = ["lr": learningRate, "schedule": "cosine",
                                                  "kd_weight": entry.variant.distills ? settings.kdWeight : 0]
-            try Experiment.train(student, teacher: entry.variant.distills ? dense : nil, data: train,
-                                 epochs: settings.finetuneEpochs, batchSize: settings.batchSize,
-                                 options: jsonText(trainerOptions), seed: UInt64(entry.seed),
-                                 reporter: ProgressReporter(quiet: output.quiet, label: prefix),
-                                 teacherTargets: entry.variant.distills ? targets?.cache : nil)
+            // A run that diverges (a non-finite loss or gradient) is that arm's outcome with these
+            // settings: it stops there, keeps its last finite weights (the failed step changed
+            // nothing), is evaluated as it stands and flagged, and the job goes on.
+            var diverged: String?
+            do {
+                try Experiment.train(student, teacher: entry.variant.distills ? dense : nil, data: train,
+                                     epochs: settings.finetuneEpochs, batchSize: settings.batchSize,
+                                     options: jsonText(trainerOptions), seed: UInt64(entry.seed),
+                                     reporter: ProgressReporter(quiet: output.quiet, label: prefix),
+                                     teacherTargets: entry.variant.distills ? targets?.cache : nil)
+            } catch ReparoError.numeric(let message) {
+                diverged = message
+            }
             if entry.variant.expands { student = try Collapse.collapse(student, options: CollapseOptions()) }
             guard student.parameterCount == base.parameterCount else {
                 throw ReparoError.internalError("collapsed model has \(student.parameterCount) parameters, the pruned one \(base.parameterCount)")
@@ -158,17 +167,22 @@ struct Reproduce: ParsableCommand {
             let seconds = Date().timeIntervalSince(start)
             report.runs.append(.init(ratio: entry.ratio, variant: entry.variant, seed: entry.seed, accuracy: accuracy,
                                      parameters: student.parameterCount, multiplyAdds: student.multiplyAdds,
-                                     seconds: seconds, learningRate: learningRate))
+                                     seconds: seconds, learningRate: learningRate, diverged: diverged))
             try report.csv().write(toFile: csvPath, atomically: true, encoding: .utf8)
             clock.record(.init(ratio: entry.ratio, variant: entry.variant), seconds: seconds)
             let left = clock.remaining(plan[(index + 1)...].map { .init(ratio: $0.ratio, variant: $0.variant) }) ?? 0
             log.line(prefix + String(format: ": %.2f%% (%.0f s)  elapsed %@, about %@ left", accuracy * 100, seconds,
-                                     RunClock.format(Date().timeIntervalSince(clockStart)), RunClock.format(left)))
+                                     RunClock.format(Date().timeIntervalSince(clockStart)), RunClock.format(left))
+                     + (diverged.map { " — diverged: \($0)" } ?? ""))
         }
 
         let total = Date().timeIntervalSince(clockStart)
         var record = settings.record(dataset: dataset, validation: validation)
         record["train_images"] = train.count
+        record["cpu"] = Self.cpuModel()
+        record["blas_core"] = ComputeEnvironment.blasCore
+        record["vector_kernels"] = ComputeEnvironment.vectorKernels
+        record["cores"] = Parallel.cores
         let json = report.json(settings: record, seconds: total)
         try jsonText(json).write(toFile: outDir + "/reproduce.json", atomically: true, encoding: .utf8)
         let plotted = Experiment.plot(csv: csvPath, png: outDir + "/reproduce.png", dense: teacherInfo.accuracy,
@@ -177,6 +191,7 @@ struct Reproduce: ParsableCommand {
             print(jsonText(json))
             return
         }
+        print("\(Self.cpuModel()), \(Parallel.cores) cores; \(ComputeEnvironment.summary)")
         print(report.table())
         let plotNote: String
         switch plotted {
@@ -220,6 +235,14 @@ struct Reproduce: ParsableCommand {
         guard validation >= 0 else { throw ValidationError("--validation must not be negative") }
         guard trainImages >= 0 else { throw ValidationError("--train-images must not be negative") }
         return settings
+    }
+
+    /// The CPU's model name from /proc/cpuinfo (Linux), or "unknown CPU".
+    static func cpuModel() -> String {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+              let colon = line.firstIndex(of: ":") else { return "unknown CPU" }
+        return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
     }
 
     /// `setting = value` when the option was given, after checking `value >= minimum`.

@@ -14,6 +14,9 @@ struct ReproduceReport {
         var multiplyAdds: Int
         var seconds: Double
         var learningRate: Double
+        /// The trainer's message when the run stopped on a non-finite loss or gradient (its
+        /// accuracy is then that of its last finite weights), else nil.
+        var diverged: String? = nil
     }
 
     struct Teacher {
@@ -72,8 +75,10 @@ struct ReproduceReport {
                 let group = runs(ratio: ratio, variant: variant)
                 guard let first = group.first else { continue }
                 let values = group.map { $0.accuracy * 100 }
+                let divergedCount = group.filter { $0.diverged != nil }.count
+                let note = divergedCount > 0 ? " (\(divergedCount) diverged)" : ""
                 lines.append(String(format: "%.2f   ", ratio) + pad(variant.rawValue, 14)
-                             + pad(meanStd(values), 42)
+                             + pad(meanStd(values) + note, 42)
                              + pad(String(first.parameters), 11) + pad(String(first.multiplyAdds), 13)
                              + pad(String(format: "%.1f", group.map(\.seconds).reduce(0, +) / Double(group.count)), 8)
                              + String(format: "%g", first.learningRate))
@@ -98,10 +103,11 @@ struct ReproduceReport {
     // MARK: - Files
 
     func csv() -> String {
-        var text = "ratio,variant,seed,split,accuracy,parameters,flops,seconds,learning_rate\n"
+        var text = "ratio,variant,seed,split,accuracy,parameters,flops,seconds,learning_rate,diverged\n"
         for run in runs {
-            text += String(format: "%.2f,%@,%d,%@,%.6f,%d,%d,%.3f,%g\n", run.ratio, run.variant.rawValue, run.seed, split,
-                           run.accuracy, run.parameters, run.multiplyAdds, run.seconds, run.learningRate)
+            text += String(format: "%.2f,%@,%d,%@,%.6f,%d,%d,%.3f,%g,%d\n", run.ratio, run.variant.rawValue, run.seed, split,
+                           run.accuracy, run.parameters, run.multiplyAdds, run.seconds, run.learningRate,
+                           run.diverged == nil ? 0 : 1)
         }
         return text
     }
@@ -119,8 +125,11 @@ struct ReproduceReport {
             }
         }
         let runList: [[String: Any]] = runs.map {
-            ["ratio": $0.ratio, "variant": $0.variant.rawValue, "seed": $0.seed, "accuracy": $0.accuracy,
-             "parameters": $0.parameters, "flops": $0.multiplyAdds, "seconds": $0.seconds, "learning_rate": $0.learningRate]
+            var entry: [String: Any] = ["ratio": $0.ratio, "variant": $0.variant.rawValue, "seed": $0.seed, "accuracy": $0.accuracy,
+                                        "parameters": $0.parameters, "flops": $0.multiplyAdds, "seconds": $0.seconds,
+                                        "learning_rate": $0.learningRate]
+            if let diverged = $0.diverged { entry["diverged"] = diverged }
+            return entry
         }
         return ["dataset": dataset, "split": split, "settings": settings, "seconds": seconds,
                 "teacher": ["accuracy": teacher.accuracy, "parameters": teacher.parameters, "flops": teacher.multiplyAdds,

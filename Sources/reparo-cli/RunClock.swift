@@ -2,8 +2,9 @@ import Foundation
 
 /// Elapsed time and an estimate of the time left for a list of planned runs of different
 /// cost. A run is estimated by the mean of the measured runs of its kind (same ratio and
-/// variant), else of its variant, else of all runs. Runs go seed-major, so after the first
-/// seed every kind has a measurement and the estimate is close.
+/// variant); before its kind was measured, by its variant's measured seconds per unit of
+/// `cost` (the pruned network's multiply-adds) times its own cost, else by the mean of all
+/// runs. Runs go seed-major, so after the first seed every kind has a measurement.
 struct RunClock {
     struct Kind: Hashable {
         var ratio: Double
@@ -11,7 +12,11 @@ struct RunClock {
     }
 
     private let start = Date()
+    /// Relative cost of a run at each ratio (any unit; multiply-adds per image).
+    private let cost: [Double: Double]
     private var measured: [Kind: [Double]] = [:]
+
+    init(cost: [Double: Double] = [:]) { self.cost = cost }
 
     var elapsed: Double { Date().timeIntervalSince(start) }
 
@@ -24,8 +29,11 @@ struct RunClock {
         func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(values.count) }
         return remaining.reduce(0) { total, kind in
             if let same = measured[kind] { return total + mean(same) }
-            let variant = measured.filter { $0.key.variant == kind.variant }.values.flatMap { $0 }
-            return total + (variant.isEmpty ? mean(all) : mean(variant))
+            let variant = measured.filter { $0.key.variant == kind.variant }
+            let seconds = variant.values.reduce(0) { $0 + $1.reduce(0, +) }
+            let units = variant.reduce(0.0) { $0 + Double($1.value.count) * (cost[$1.key.ratio] ?? 0) }
+            if let own = cost[kind.ratio], units > 0 { return total + seconds / units * own }
+            return total + (variant.isEmpty ? mean(all) : seconds / Double(variant.values.reduce(0) { $0 + $1.count }))
         }
     }
 

@@ -107,3 +107,18 @@ def test_bad_arguments_are_clear_errors(arguments, message, tmp_path) -> None:
     assert run.returncode != 0
     assert message in run.stderr, run.stderr
     assert not list(tmp_path.glob("teacher-*"))
+
+
+def test_a_diverging_run_is_flagged_and_the_job_goes_on(tmp_path) -> None:
+    """A learning rate far too high makes every run's loss non-finite: each run stops with
+    its last finite weights, is flagged in the CSV, the JSON and the table, and the job ends
+    normally with every run reported."""
+    run = reproduce("--dataset", "digits", "--teacher-epochs", "1", "--finetune-epochs", "1", "--ratios", "0.5",
+                    "--seeds", "2", "--variants", "vanilla,expand", "--learning-rate", "1e6", "--out-dir", str(tmp_path))
+    assert "diverged" in run.stdout and "diverged:" in run.stderr
+    with open(tmp_path / "reproduce.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4 and {row["diverged"] for row in rows} == {"1"}
+    result = json.loads((tmp_path / "reproduce.json").read_text())
+    assert all("not finite" in r["diverged"] for r in result["runs"])
+    assert all(0 <= r["accuracy"] <= 1 for r in result["runs"])
