@@ -110,7 +110,7 @@ struct Reproduce: ParsableCommand {
         log.line(String(format: "dense teacher: %.2f%% %@ accuracy", teacherInfo.accuracy * 100, split))
 
         // Seed-major, so that an interrupted run has every ratio and variant for its first seeds.
-        var report = ReproduceReport(split: split, dataset: dataset, teacher: teacherInfo)
+        var report = ReproduceReport(split: split, dataset: dataset, classes: train.classes, teacher: teacherInfo)
         var pruned: [Double: Model] = [:]
         for ratio in settings.ratios {
             var options = PruneOptions()

@@ -92,17 +92,20 @@ struct ReproduceProtocol {
     /// Parses `--learning-rate`: one number for every variant ("0.02"), or per variant
     /// ("vanilla=0.05,expand+spkd=0.02"; variants not named keep their default), for every ratio.
     mutating func setLearningRates(_ text: String) throws {
+        let range = TrainerOptions.learningRateRange
         if let value = Double(text.trimmingCharacters(in: .whitespaces)) {
-            guard value > 0, value.isFinite else { throw ReparoError.invalidArgument("--learning-rate: must be positive, got \(text)") }
+            guard range.contains(value) else {
+                throw ReparoError.invalidArgument("--learning-rate: \(text) is outside \(range.lowerBound) to \(range.upperBound)")
+            }
             for variant in FineTuningVariant.allCases { learningRates[variant] = [TunedRate(ratio: 0.5, rate: value)] }
             return
         }
         for item in text.split(separator: ",") {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, let variant = FineTuningVariant(rawValue: parts[0]),
-                  let value = Double(parts[1]), value > 0, value.isFinite else {
+                  let value = Double(parts[1]), range.contains(value) else {
                 throw ReparoError.invalidArgument(
-                    "--learning-rate: \"\(item)\" is not VARIANT=RATE (variants: \(FineTuningVariant.allCases.map(\.rawValue).joined(separator: ", ")); rate > 0)")
+                    "--learning-rate: \"\(item)\" is not VARIANT=RATE (variants: \(FineTuningVariant.allCases.map(\.rawValue).joined(separator: ", ")); rate from \(range.lowerBound) to \(range.upperBound))")
             }
             learningRates[variant] = [TunedRate(ratio: 0.5, rate: value)]
         }

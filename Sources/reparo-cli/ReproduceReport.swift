@@ -30,6 +30,8 @@ struct ReproduceReport {
     /// "test" (the data set's test images) or "validation" (held out of the training images).
     var split: String
     var dataset: String
+    /// Classes of the data: a run within one point of 1/classes is at chance (its network died).
+    var classes: Int
     var teacher: Teacher
     var runs: [Run] = []
     /// Accuracy of each pruned network before fine-tuning.
@@ -37,6 +39,9 @@ struct ReproduceReport {
 
     var ratios: [Double] { Array(Set(runs.map(\.ratio))).sorted() }
     var variants: [FineTuningVariant] { FineTuningVariant.allCases.filter { v in runs.contains { $0.variant == v } } }
+
+    /// Whether an accuracy (0…1) is within one point of guessing.
+    func atChance(_ accuracy: Double) -> Bool { accuracy <= 1 / Double(max(1, classes)) + 0.01 }
 
     func runs(ratio: Double, variant: FineTuningVariant) -> [Run] {
         runs.filter { $0.ratio == ratio && $0.variant == variant }.sorted { $0.seed < $1.seed }
@@ -76,7 +81,10 @@ struct ReproduceReport {
                 guard let first = group.first else { continue }
                 let values = group.map { $0.accuracy * 100 }
                 let divergedCount = group.filter { $0.diverged != nil }.count
-                let note = divergedCount > 0 ? " (\(divergedCount) diverged)" : ""
+                let chanceCount = group.filter { atChance($0.accuracy) }.count
+                let notes = (divergedCount > 0 ? ["\(divergedCount) diverged"] : [])
+                    + (chanceCount > 0 ? ["\(chanceCount) at chance"] : [])
+                let note = notes.isEmpty ? "" : " (" + notes.joined(separator: ", ") + ")"
                 lines.append(String(format: "%.2f   ", ratio) + pad(variant.rawValue, 14)
                              + pad(meanStd(values) + note, 42)
                              + pad(String(first.parameters), 11) + pad(String(first.multiplyAdds), 13)
@@ -124,11 +132,12 @@ struct ReproduceReport {
                 comparisons.append(entry)
             }
         }
-        let runList: [[String: Any]] = runs.map {
-            var entry: [String: Any] = ["ratio": $0.ratio, "variant": $0.variant.rawValue, "seed": $0.seed, "accuracy": $0.accuracy,
-                                        "parameters": $0.parameters, "flops": $0.multiplyAdds, "seconds": $0.seconds,
-                                        "learning_rate": $0.learningRate]
-            if let diverged = $0.diverged { entry["diverged"] = diverged }
+        let runList: [[String: Any]] = runs.map { (run: Run) -> [String: Any] in
+            var entry: [String: Any] = ["ratio": run.ratio, "variant": run.variant.rawValue, "seed": run.seed, "accuracy": run.accuracy,
+                                        "parameters": run.parameters, "flops": run.multiplyAdds, "seconds": run.seconds,
+                                        "learning_rate": run.learningRate]
+            if let diverged = run.diverged { entry["diverged"] = diverged }
+            if atChance(run.accuracy) { entry["at_chance"] = true }
             return entry
         }
         return ["dataset": dataset, "split": split, "settings": settings, "seconds": seconds,

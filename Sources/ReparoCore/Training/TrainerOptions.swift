@@ -14,6 +14,8 @@ public struct TrainerOptions: Equatable, Sendable {
     public var kdWeight: Double? = nil
     /// Chosen from a sweep over 30…3000 with 5 seeds on the bundled digits (README).
     public static let defaultKDWeight = 300.0
+    /// The learning rates the options accept.
+    public static let learningRateRange = 1e-12...100.0
     /// "pruned", "all", or explicit layer names.
     public var kdLayers: KDLayers = .pruned
     public var clipNorm: Double = 0
@@ -33,7 +35,7 @@ public struct TrainerOptions: Equatable, Sendable {
     public static func parse(_ text: String?) throws -> TrainerOptions {
         var object = try JSONObject.parse(text, context: "options")
         var options = TrainerOptions()
-        options.learningRate = try object.double("lr", default: options.learningRate, in: 1e-12...100)
+        options.learningRate = try object.double("lr", default: options.learningRate, in: TrainerOptions.learningRateRange)
         guard options.learningRate > 0 else { throw ReparoError.invalidArgument("options.lr: must be > 0") }
         options.momentum = try object.double("momentum", default: options.momentum, in: 0...0.999999)
         options.nesterov = try object.bool("nesterov", default: false)

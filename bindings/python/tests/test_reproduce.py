@@ -96,6 +96,7 @@ def test_validation_split_is_held_out_of_training(tmp_path) -> None:
 @pytest.mark.parametrize("arguments, message", [
     (["--ratios", "0.5,1.5"], "--ratios"),
     (["--learning-rate", "vanilla=fast"], "--learning-rate"),
+    (["--learning-rate", "1e6"], "--learning-rate"),
     (["--variants", "vanilla,distill"], "--variants"),
     (["--protocol", "quick"], "--protocol"),
     (["--seeds", "0"], "--seeds"),
@@ -109,16 +110,18 @@ def test_bad_arguments_are_clear_errors(arguments, message, tmp_path) -> None:
     assert not list(tmp_path.glob("teacher-*"))
 
 
-def test_a_diverging_run_is_flagged_and_the_job_goes_on(tmp_path) -> None:
-    """A learning rate far too high makes every run's loss non-finite: each run stops with
-    its last finite weights, is flagged in the CSV, the JSON and the table, and the job ends
-    normally with every run reported."""
+def test_runs_that_collapse_are_flagged_and_the_job_goes_on(tmp_path) -> None:
+    """A learning rate far too high kills every fine-tuned network (it guesses one class):
+    the job still ends normally, with every run reported and flagged as at chance in the table
+    and the JSON. (A run that stops on a non-finite loss or gradient is flagged "diverged" the
+    same way and keeps its last finite weights — TrainingTests' numeric-failure test covers
+    the engine's side; on Fashion-MNIST it happened at ratio 0.98, README.)"""
     run = reproduce("--dataset", "digits", "--teacher-epochs", "1", "--finetune-epochs", "1", "--ratios", "0.5",
-                    "--seeds", "2", "--variants", "vanilla,expand", "--learning-rate", "1e6", "--out-dir", str(tmp_path))
-    assert "diverged" in run.stdout and "diverged:" in run.stderr
+                    "--seeds", "2", "--variants", "vanilla,expand", "--learning-rate", "100", "--out-dir", str(tmp_path))
+    assert run.stdout.count("(2 at chance)") == 2, run.stdout
     with open(tmp_path / "reproduce.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 4 and {row["diverged"] for row in rows} == {"1"}
+    assert len(rows) == 4 and all(float(row["accuracy"]) < 0.11 for row in rows)
     result = json.loads((tmp_path / "reproduce.json").read_text())
-    assert all("not finite" in r["diverged"] for r in result["runs"])
-    assert all(0 <= r["accuracy"] <= 1 for r in result["runs"])
+    assert all(r.get("at_chance") is True for r in result["runs"])
+    assert all("diverged" not in r or "not finite" in r["diverged"] for r in result["runs"])
