@@ -186,7 +186,7 @@ struct Reproduce: ParsableCommand {
         let json = report.json(settings: record, seconds: total)
         try jsonText(json).write(toFile: outDir + "/reproduce.json", atomically: true, encoding: .utf8)
         let plotted = Experiment.plot(csv: csvPath, png: outDir + "/reproduce.png", dense: teacherInfo.accuracy,
-                                      title: "\(dataset), \(split) split")
+                                      title: "\(dataset): \(Self.modelName(settings)), \(settings.seeds) seed\(settings.seeds == 1 ? "" : "s"), \(split) split")
         if output.json {
             print(jsonText(json))
             return
@@ -235,6 +235,12 @@ struct Reproduce: ParsableCommand {
         guard validation >= 0 else { throw ValidationError("--validation must not be negative") }
         guard trainImages >= 0 else { throw ValidationError("--train-images must not be negative") }
         return settings
+    }
+
+    /// "vgg16 width 0.25", or "custom spec" for a JSON spec (the plot's title).
+    static func modelName(_ settings: ReproduceProtocol) -> String {
+        if Presets.names.contains(settings.spec) { return "\(settings.spec) width \(settings.width)" }
+        return settings.spec == Experiment.digitsSpec ? "4-conv CNN" : "custom spec"
     }
 
     /// The CPU's model name from /proc/cpuinfo (Linux), or "unknown CPU".
