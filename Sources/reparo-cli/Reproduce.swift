@@ -39,6 +39,7 @@ struct Reproduce: ParsableCommand {
     @Option(help: "First seed (seeds run first-seed, first-seed+1, …).") var firstSeed: Int?
     @Option(help: "Expansion rate r.") var rate: Int?
     @Option(help: "SP-KD weight (averaged over layer pairs).") var kdWeight: Double?
+    @Option(help: "Where SP-KD attaches: pruned (default) or all.") var kdLayers: String?
     @Option(help: "Fine-tuning learning rate (cosine to 0): one number, or per variant as vanilla=0.05,expand+spkd=0.02.")
     var learningRate: String?
     @Option(help: "Variants to run, comma-separated (vanilla, expand+spkd, expand, spkd).") var variants: String?
@@ -144,8 +145,9 @@ struct Reproduce: ParsableCommand {
                 expandOptions.seed = UInt64(entry.seed)
                 student = try Expansion.expand(student, options: expandOptions)
             }
-            let trainerOptions: [String: Any] = ["lr": learningRate, "schedule": "cosine",
+            var trainerOptions: [String: Any] = ["lr": learningRate, "schedule": "cosine",
                                                  "kd_weight": entry.variant.distills ? settings.kdWeight : 0]
+            if entry.variant.distills { trainerOptions["kd_layers"] = settings.kdLayers }
             // A run that diverges (a non-finite loss or gradient) is that arm's outcome with these
             // settings: it stops there, keeps its last finite weights (the failed step changed
             // nothing), is evaluated as it stands and flagged, and the job goes on.
@@ -230,6 +232,10 @@ struct Reproduce: ParsableCommand {
             guard kdWeight > 0, kdWeight.isFinite else { throw ValidationError("--kd-weight must be positive") }
             settings.kdWeight = kdWeight
         }
+        if let kdLayers {
+            guard ["pruned", "all"].contains(kdLayers) else { throw ValidationError("--kd-layers: \"\(kdLayers)\" is not pruned or all") }
+            settings.kdLayers = kdLayers
+        }
         if let learningRate { try settings.setLearningRates(learningRate) }
         if let variants { settings.variants = try FineTuningVariant.parseList(variants, option: "--variants") }
         guard validation >= 0 else { throw ValidationError("--validation must not be negative") }
@@ -287,7 +293,7 @@ extension ReproduceProtocol {
     func record(dataset: String, validation: Int) -> [String: Any] {
         ["dataset": dataset, "spec": spec, "width": width, "teacher_epochs": teacherEpochs,
          "teacher_lr": teacherLearningRate, "finetune_epochs": finetuneEpochs, "batch_size": batchSize,
-         "ratios": ratios, "seeds": seedList, "rate": rate, "kd_weight": kdWeight,
+         "ratios": ratios, "seeds": seedList, "rate": rate, "kd_weight": kdWeight, "kd_layers": kdLayers,
          "learning_rates": Dictionary(uniqueKeysWithValues: variants.map { variant in
              (variant.rawValue, ratios.map { ["ratio": $0, "lr": learningRate(variant, ratio: $0)] })
          }),

@@ -44,6 +44,9 @@ struct ReproduceProtocol {
     /// Expansion rate r (chain widths r·Cin, r·Cout).
     var rate: Int
     var kdWeight: Double
+    /// Where SP-KD attaches: "pruned" (the outputs of the pruned layers, after BN and ReLU) or
+    /// "all" (every conv block present in both networks); the trainer's `kd_layers`.
+    var kdLayers = "pruned"
     /// Fine-tuning learning rate (cosine schedule to 0) of each variant, as tuned at some
     /// ratios: a run uses the rate tuned at the ratio nearest its own (`learningRate(_:ratio:)`).
     var learningRates: [FineTuningVariant: [TunedRate]]

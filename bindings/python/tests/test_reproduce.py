@@ -85,10 +85,11 @@ def test_teacher_is_cached_by_its_settings_and_runs_are_deterministic(first_run,
 
 def test_validation_split_is_held_out_of_training(tmp_path) -> None:
     result = json.loads(reproduce("--dataset", "digits", "--teacher-epochs", "2", "--finetune-epochs", "1", "--ratios", "0.7",
-                                  "--seeds", "1", "--validation", "300", "--learning-rate", "vanilla=0.02,spkd=0.005",
+                                  "--seeds", "1", "--validation", "300", "--learning-rate", "vanilla=0.02,spkd=0.005", "--kd-layers", "all",
                                   "--quiet", "--json", "--out-dir", str(tmp_path)).stdout)
     assert result["split"] == "validation"
     assert result["settings"]["train_images"] == 1438 - 300  # the bundled training split minus the held-out images
+    assert result["settings"]["kd_layers"] == "all"
     rates = {run["variant"]: run["learning_rate"] for run in result["runs"]}
     assert rates == {"vanilla": 0.02, "spkd": 0.005, "expand": 0.01, "expand+spkd": 0.01}
 
@@ -99,6 +100,7 @@ def test_validation_split_is_held_out_of_training(tmp_path) -> None:
     (["--learning-rate", "1e6"], "--learning-rate"),
     (["--variants", "vanilla,distill"], "--variants"),
     (["--protocol", "quick"], "--protocol"),
+    (["--kd-layers", "every"], "--kd-layers"),
     (["--seeds", "0"], "--seeds"),
     (["--validation", "100000"], "--validation"),
     (["--dataset", "fashion-mnist", "--data-path", "/nonexistent/fashion"], "dataset-fashion-mnist"),
