@@ -5,6 +5,8 @@ with Reparo on the bundled digits, prunes it, expands it, fine-tunes (CE + SP-KD
 schedule), collapses, and prints both test accuracies and how far the weights drifted apart.
 
     .venv/bin/python scripts/torch_agreement.py [--ratio 0.7] [--epochs 10] [--teacher-epochs 10]
+    .venv/bin/python scripts/torch_agreement.py --dataset fashion-mnist --ratio 0.9 --epochs 1 \
+        --lr 0.02 --teacher results/teacher-fashion-mnist-<hash>.safetensors   # the main job's model
 
 Needs the release library (scripts/build.sh) and torch (scripts/install-deps.sh's .venv).
 
@@ -65,18 +67,24 @@ def main() -> None:
     parser.add_argument("--teacher-epochs", type=int, default=10)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=0.05, help="fine-tuning learning rate (cosine to 0)")
+    parser.add_argument("--dataset", default="digits", help="digits (default) or fashion-mnist")
+    parser.add_argument("--teacher", help="a dense teacher file for --dataset (e.g. the main job's "
+                        "results/teacher-fashion-mnist-*.safetensors) instead of training the small CNN")
     args = parser.parse_args()
     torch.set_num_threads(1)  # see the test's one_torch_thread
 
-    train, test = reparo.Dataset.load("digits", split="train"), reparo.Dataset.load("digits", split="test")
+    train, test = reparo.Dataset.load(args.dataset, split="train"), reparo.Dataset.load(args.dataset, split="test")
     batches_per_epoch = len(train) // args.batch
     steps = args.epochs * batches_per_epoch
-    options = {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "cosine", "total_steps": steps}
+    options = {"lr": args.lr, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "cosine", "total_steps": steps}
 
-    with tempfile.TemporaryDirectory() as folder, reparo.Model.create(SPEC, seed=args.seed) as teacher:
+    dense = reparo.Model.load(args.teacher) if args.teacher else reparo.Model.create(SPEC, seed=args.seed)
+    with tempfile.TemporaryDirectory() as folder, dense as teacher:
         folder = pathlib.Path(folder)
-        with reparo.Trainer(teacher, lr=0.05) as trainer:
-            trainer.fit(train.images, train.labels, args.teacher_epochs, args.batch, seed=args.seed)
+        if not args.teacher:
+            with reparo.Trainer(teacher, lr=0.05) as trainer:
+                trainer.fit(train.images, train.labels, args.teacher_epochs, args.batch, seed=args.seed)
         print(f"teacher: {teacher.evaluate(test.images, test.labels)[0]:.2%} test accuracy")
         teacher.save(folder / "teacher.safetensors")
         with teacher.prune(ratio=args.ratio) as student:
