@@ -14,11 +14,9 @@ struct TeacherCache {
     let dataset: String
 
     var key: String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in jsonText(settings).utf8 {
-            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
-        }
-        let digits = String(hash, radix: 16)
+        var hash = FNV1a()
+        hash.mix(bytes: jsonText(settings).utf8)
+        let digits = String(hash.value, radix: 16)
         return String(repeating: "0", count: 16 - digits.count) + digits
     }
 

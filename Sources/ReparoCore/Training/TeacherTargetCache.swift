@@ -33,13 +33,11 @@ public final class TeacherTargetCache {
     }
 
     static func key(input: UnsafePointer<Float>, count: Int, batch: Int, teacherLayers: [Int]) -> Key {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var hash = FNV1a()
         UnsafeRawPointer(input).withMemoryRebound(to: UInt32.self, capacity: count) { words in
-            for i in 0..<count {
-                hash = (hash ^ UInt64(words[i])) &* 0x0000_0100_0000_01b3
-            }
+            for i in 0..<count { hash.mix(UInt64(words[i])) }
         }
-        return Key(hash: hash, batch: batch, teacherLayers: teacherLayers)
+        return Key(hash: hash.value, batch: batch, teacherLayers: teacherLayers)
     }
 
     /// The stored Gram matrices for `key` (pairs × b × b, in pair order), counting the lookup.
