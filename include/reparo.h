@@ -117,6 +117,19 @@ reparo_status reparo_model_clone(const reparo_model *model, reparo_model **out_m
 reparo_status reparo_model_describe(const reparo_model *model, char *buffer, size_t capacity,
                                     size_t *out_length);
 
+/* Resolves a spec (a preset or a generic layer list, exactly what reparo_model_create takes)
+ * without building the model or allocating its tensors, and writes JSON:
+ * {"spec": <the resolved spec, as saved in a model file>,
+ *  "layers": [{"name","type","input":[C,H,W],"output":[C,H,W]}, ...],   every layer, depth-first
+ *            pre-order: a basic_block's own entry, then its main path, then its shortcut
+ *  "tensors": [{"name":"features.0.weight","shape":[16,1,3,3]}, ...]}  every tensor of the model,
+ *            in the model's tensor (save) order
+ * "type" is the spec's type word (conv, batchnorm, relu, maxpool, avgpool, flatten, linear,
+ * basic_block). Same buffer convention as reparo_model_describe. Errors: INVALID_ARGUMENT naming
+ * the field, exactly as reparo_model_create would report for the same spec (except the
+ * inference-workspace cap, which model creation measures as it allocates). Thread-safe. */
+reparo_status reparo_spec_resolve(const char *spec_json, char *buffer, size_t capacity, size_t *out_length);
+
 /* Input shape [C, H, W] and number of classes of the model. Any output pointer may be NULL. */
 reparo_status reparo_model_shape(const reparo_model *model, int32_t *out_channels, int32_t *out_height,
                                  int32_t *out_width, int32_t *out_classes);

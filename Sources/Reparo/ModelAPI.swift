@@ -52,18 +52,8 @@ public func reparo_model_describe(_ model: OpaquePointer?, _ buffer: UnsafeMutab
                                   _ outLength: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded("reparo_model_describe") {
         let handle = try modelHandle(model)
-        if capacity > 0 && buffer == nil { throw ReparoError.invalidArgument("buffer is NULL but capacity is \(capacity)") }
-        let text = Array(handle.model.describe().utf8)
-        if let buffer, capacity > 0 {
-            let count = min(text.count, capacity - 1)
-            text.withUnsafeBufferPointer { source in
-                if let base = source.baseAddress {
-                    UnsafeMutableRawPointer(buffer).copyMemory(from: base, byteCount: count)
-                }
-            }
-            buffer[count] = 0
-        }
-        outLength?.pointee = text.count
+        try checkTextBuffer(buffer, capacity: capacity)
+        copyText(handle.model.describe(), to: buffer, capacity: capacity, length: outLength)
     }
 }
 

@@ -24,8 +24,18 @@ enum NetworkBuilder {
         var description: String { "\(name) \(shape)" }
     }
 
+    /// One layer of a spec with the shapes it maps between.
+    struct LayerShape: Equatable {
+        var name: String
+        var kind: LayerSpec.Kind
+        var input: FeatureShape
+        var output: FeatureShape
+    }
+
     /// What building a spec allocates, known from the spec alone.
     struct Plan {
+        /// Every layer, depth-first pre-order (a block before its main path and its shortcut).
+        var layers: [LayerShape] = []
         /// Every tensor of the model, in `Model.parameters` order.
         var tensors: [TensorShape] = []
         /// Scalars of `tensors`.
@@ -62,7 +72,10 @@ enum NetworkBuilder {
             guard names.insert(spec.name).inserted else {
                 throw ReparoError.invalidArgument("spec: layer name \"\(spec.name)\" is used twice")
             }
+            let entry = plan.layers.count
+            plan.layers.append(LayerShape(name: spec.name, kind: spec.kind, input: shape, output: shape))
             shape = try planLayer(spec, input: shape, names: &names, plan: &plan)
+            plan.layers[entry].output = shape
             // Within SpecParser's ranges each term is below 2^43 (channels ≤ 2^16, sides below
             // 2^13), and both totals are checked after every layer: no overflow.
             plan.activations += shape.count

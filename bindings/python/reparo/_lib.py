@@ -115,6 +115,7 @@ FUNCTIONS: Dict[str, Tuple[List[Any], Any]] = {
     "reparo_model_save": ([reparo_model_p, c_char_p], reparo_status),
     "reparo_model_clone": ([reparo_model_p, POINTER(reparo_model_p)], reparo_status),
     "reparo_model_describe": ([reparo_model_p, POINTER(c_char), c_size_t, POINTER(c_size_t)], reparo_status),
+    "reparo_spec_resolve": ([c_char_p, POINTER(c_char), c_size_t, POINTER(c_size_t)], reparo_status),
     "reparo_model_shape": (
         [reparo_model_p, POINTER(c_int32), POINTER(c_int32), POINTER(c_int32), POINTER(c_int32)],
         reparo_status,
@@ -202,6 +203,7 @@ reparo_model_load = _function("reparo_model_load")
 reparo_model_save = _function("reparo_model_save")
 reparo_model_clone = _function("reparo_model_clone")
 reparo_model_describe = _function("reparo_model_describe")
+reparo_spec_resolve = _function("reparo_spec_resolve")
 reparo_model_shape = _function("reparo_model_shape")
 reparo_model_free = _function("reparo_model_free")
 reparo_infer = _function("reparo_infer")
