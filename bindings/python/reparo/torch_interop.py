@@ -4,8 +4,11 @@ Reparo saves safetensors files (F32) whose tensor names are PyTorch ``state_dict
 the model's resolved spec in the metadata (``{"format": "reparo", "spec": "<JSON>"}``). This
 module writes such files from a PyTorch ``state_dict`` (:func:`export_state_dict`) and reads
 Reparo's files back into one (:func:`load_into_torch`), with the architecture taken from the
-spec. Only the functions marked *torch* import torch, and only when called; the rest needs
-numpy alone. The PyTorch module definitions live in :mod:`reparo.torch_models`.
+spec. Resolved specs, tensor names and shapes are asked of the engine (:mod:`reparo.spec`,
+``reparo_spec_resolve``); this module keeps no copy of the presets or the shape rules. Only
+the functions marked *torch* import torch, and only when called; the rest needs numpy alone.
+The PyTorch module definitions live in :mod:`reparo.torch_models` (which does not import
+this module).
 
 Name mapping (Reparo spec layer → PyTorch ``state_dict`` keys; identical strings)
 =================================================================================
@@ -71,16 +74,18 @@ from __future__ import annotations
 
 import collections
 import json
-import math
 import os
 import struct
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from . import spec as _spec
+from .errors import ReparoError
+from .spec import expected_tensors, resolve_spec  # re-exported: this module's API before reparo.spec
+
 __all__ = [
-    "PRESETS",
     "resolve_spec",
     "expected_tensors",
     "fit_spec_to_tensors",
@@ -94,259 +99,15 @@ __all__ = [
 
 PathLike = Union[str, "os.PathLike[str]"]
 Spec = Dict[str, Any]
+SpecLike = Union[str, Mapping[str, Any]]
 
-PRESETS = ("vgg16", "resnet20", "resnet56")
-STATES = ("dense", "pruned", "expanded", "collapsed")
-
-#: VGG-16's plan: conv widths, and None for a 2×2 max-pool (Presets.swift).
-VGG16_PLAN: Tuple[Optional[int], ...] = (
-    64, 64, None, 128, 128, None, 256, 256, 256, None, 512, 512, 512, None, 512, 512, 512, None,
-)
+# --- specs: asked of the engine (reparo.spec) ------------------------------------------------
 
 
-# --- specs ---------------------------------------------------------------------------------
-
-
-def _scaled(channels: int, width: float) -> int:
-    """Presets.swift: max(1, Int((Double(channels) * width).rounded())), i.e. half away from 0."""
-    return max(1, int(math.floor(channels * width + 0.5)))
-
-
-def _conv(name: str, out: int, kernel: int, stride: int = 1, padding: int = 0, bias: bool = False) -> Spec:
-    return {"type": "conv", "name": name, "out": out, "kernel": kernel, "stride": stride, "padding": padding,
-            "bias": bias}
-
-
-def _basic_block(name: str, in_channels: int, out: int, stride: int) -> Spec:
-    """SpecParser.basicBlock: conv3×3(stride)-BN-ReLU-conv3×3-BN, plus a 1×1 conv + BN
-    projection shortcut when the stride or the width changes."""
-    shortcut: List[Spec] = []
-    if stride != 1 or in_channels != out:
-        shortcut = [_conv(f"{name}.shortcut.0", out, 1, stride, 0), {"type": "batchnorm", "name": f"{name}.shortcut.1"}]
-    return {
-        "type": "basic_block",
-        "name": name,
-        "main": [
-            _conv(f"{name}.conv1", out, 3, stride, 1),
-            {"type": "batchnorm", "name": f"{name}.bn1"},
-            {"type": "relu", "name": f"{name}.relu"},
-            _conv(f"{name}.conv2", out, 3, 1, 1),
-            {"type": "batchnorm", "name": f"{name}.bn2"},
-        ],
-        "shortcut": shortcut,
-    }
-
-
-def _vgg16_pools(height: int, width: int) -> List[bool]:
-    """For each of VGG-16's five max-pools, whether it is there (Presets.swift): a pool is
-    left out once the plane is down to 1×1 (on 28×28: 14, 7, 3, 1, and no fifth pool)."""
-    present = []
-    for _ in range(5):
-        present.append(height >= 2 and width >= 2)
-        if present[-1]:
-            height, width = height // 2, width // 2
-    return present
-
-
-def _preset_layers(preset: str, classes: int, width: float,
-                   input_shape: Sequence[int] = (3, 32, 32)) -> List[Spec]:
-    if preset == "vgg16":
-        layers: List[Spec] = []
-        index = 0
-        pools = iter(_vgg16_pools(int(input_shape[1]), int(input_shape[2])))
-        for entry in VGG16_PLAN:
-            if entry is None:
-                if next(pools):
-                    layers.append({"type": "maxpool", "name": f"features.{index}", "kernel": 2, "stride": 2})
-                index += 1
-            else:
-                layers.append(_conv(f"features.{index}", _scaled(entry, width), 3, 1, 1))
-                layers.append({"type": "batchnorm", "name": f"features.{index + 1}"})
-                layers.append({"type": "relu", "name": f"features.{index + 2}"})
-                index += 3
-        layers.append({"type": "flatten", "name": "flatten"})
-        layers.append({"type": "linear", "name": "classifier", "out": classes, "bias": True})
-        return layers
-    blocks = 3 if preset == "resnet20" else 9
-    layers = [_conv("conv1", _scaled(16, width), 3, 1, 1), {"type": "batchnorm", "name": "bn1"},
-              {"type": "relu", "name": "relu"}]
-    channels = _scaled(16, width)
-    for stage, base in enumerate((16, 32, 64)):
-        out = _scaled(base, width)
-        for block in range(blocks):
-            stride = 2 if stage > 0 and block == 0 else 1
-            layers.append(_basic_block(f"layer{stage + 1}.{block}", channels, out, stride))
-            channels = out
-    layers += [{"type": "avgpool", "name": "avgpool"}, {"type": "flatten", "name": "flatten"},
-               {"type": "linear", "name": "linear", "out": classes, "bias": True}]
-    return layers
-
-
-def _resolve_layer(layer: Mapping[str, Any], default_name: str, channels: int) -> Tuple[Spec, int]:
-    """One layer with every default filled in (SpecParser.parseLayer); returns it and the
-    channel count after it."""
-    kind = layer.get("type")
-    name = layer.get("name", default_name)
-    if kind == "conv":
-        resolved = _conv(name, int(layer["out"]), int(layer.get("kernel", 3)), int(layer.get("stride", 1)),
-                         int(layer.get("padding", 0)), bool(layer.get("bias", False)))
-        if layer.get("chain") is not None:
-            resolved["chain"] = [int(v) for v in layer["chain"]]
-        return resolved, resolved["out"]
-    if kind == "linear":
-        resolved = {"type": "linear", "name": name, "out": int(layer["out"]), "bias": bool(layer.get("bias", True))}
-        if layer.get("chain") is not None:
-            resolved["chain"] = [int(v) for v in layer["chain"]]
-        return resolved, resolved["out"]
-    if kind == "maxpool":
-        kernel = int(layer.get("kernel", 2))
-        return {"type": "maxpool", "name": name, "kernel": kernel, "stride": int(layer.get("stride", kernel))}, channels
-    if kind == "avgpool":
-        resolved = {"type": "avgpool", "name": name}
-        if layer.get("kernel", 0):
-            resolved["kernel"] = int(layer["kernel"])
-            resolved["stride"] = int(layer.get("stride", layer["kernel"]))
-        return resolved, channels
-    if kind in ("batchnorm", "relu", "flatten"):
-        return {"type": kind, "name": name}, channels
-    if kind == "basic_block":
-        if "main" in layer:
-            main, out = _resolve_list(layer["main"], f"{name}.main", channels)
-            shortcut, _ = _resolve_list(layer.get("shortcut", []), f"{name}.shortcut", channels)
-            convs = [entry for entry in main if entry["type"] == "conv"]
-            return {"type": "basic_block", "name": name, "main": main, "shortcut": shortcut}, (
-                convs[-1]["out"] if convs else channels)
-        out = int(layer.get("out", channels))
-        return _basic_block(name, channels, out, int(layer.get("stride", 1))), out
-    raise ValueError(f"layer {name!r}: unknown type {kind!r}")
-
-
-def _resolve_list(layers: List[Mapping[str, Any]], prefix: str, channels: int) -> Tuple[List[Spec], int]:
-    resolved = []
-    for index, layer in enumerate(layers):
-        entry, channels = _resolve_layer(layer, f"{prefix}.{index}", channels)
-        resolved.append(entry)
-    return resolved, channels
-
-
-def resolve_spec(spec: Union[str, Mapping[str, Any]]) -> Spec:
-    """The resolved form of a spec, as Reparo saves it: ``{"input", "classes", "state",
-    "layers"}`` with every layer's name and sizes explicit. Always a new object; resolving a
-    resolved spec gives an equal one.
-
-    Args:
-        spec: a preset name (``"resnet20"``), a preset spec (``{"preset": "vgg16",
-            "classes": 10, "width": 0.5, "input": [3, 32, 32]}``), a generic spec with
-            ``"layers"``, or JSON text of either. Mirrors ``SpecParser.parse`` and
-            ``Presets.spec`` of the Swift engine (a test checks it against Reparo's own
-            resolution); validation beyond structure is left to Reparo.
-
-    Raises:
-        ValueError: unknown preset or layer type, or both/neither of "preset" and "layers".
-    """
-    if isinstance(spec, str):
-        text = spec.strip()
-        spec = json.loads(text) if text.startswith("{") else {"preset": text}
-    spec = dict(spec)
-    classes = int(spec.get("classes", 10))
-    state = spec.get("state", "dense")
-    if "preset" in spec:
-        preset = spec["preset"]
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-        if "layers" in spec:
-            raise ValueError('give either "preset" or "layers", not both')
-        unknown = set(spec) - {"preset", "classes", "input", "width", "state"}
-        if unknown:
-            raise ValueError(f"unknown preset spec keys: {sorted(unknown)}")
-        input_shape = [int(v) for v in spec.get("input", [3, 32, 32])]
-        if len(input_shape) != 3:
-            raise ValueError(f"input must be [C, H, W], got {input_shape}")
-        layers = _preset_layers(preset, classes, float(spec.get("width", 1.0)), input_shape)
-    else:
-        if "layers" not in spec or "input" not in spec:
-            raise ValueError('a spec needs "preset", or "input" and "layers"')
-        input_shape = [int(v) for v in spec["input"]]
-        layers, _ = _resolve_list(spec["layers"], "layers", input_shape[0])
-        # Default names of top-level layers are "layers.<index>" (SpecParser).
-    return {"input": input_shape, "classes": classes, "state": state, "layers": layers}
-
-
-def _walk(layers: List[Spec], shape: Tuple[int, int, int], visit) -> Tuple[int, int, int]:
-    """Calls visit(layer, input_shape) for every layer, depth first; returns the output shape."""
-    for layer in layers:
-        visit(layer, shape)
-        c, h, w = shape
-        kind = layer["type"]
-        if kind == "conv":
-            k, s, p = layer["kernel"], layer["stride"], layer["padding"]
-            shape = (layer["out"], (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-        elif kind == "linear":
-            shape = (layer["out"], 1, 1)
-        elif kind in ("maxpool", "avgpool"):
-            if kind == "avgpool" and not layer.get("kernel"):
-                shape = (c, 1, 1)
-            else:
-                k, s = layer["kernel"], layer["stride"]
-                shape = (c, (h - k) // s + 1, (w - k) // s + 1)
-        elif kind == "flatten":
-            shape = (c * h * w, 1, 1)
-        elif kind == "basic_block":
-            out = _walk(layer["main"], shape, visit)
-            _walk(layer["shortcut"], shape, visit)
-            shape = out
-    return shape
-
-
-def expected_tensors(spec: Union[str, Mapping[str, Any]]) -> "collections.OrderedDict[str, Tuple[int, ...]]":
-    """Names and shapes of every tensor a Reparo model of this spec holds, in network order
-    (what ``reparo_model_load`` requires: all of them, nothing more)."""
-    resolved = resolve_spec(spec)
-    shapes: "collections.OrderedDict[str, Tuple[int, ...]]" = collections.OrderedDict()
-
-    def visit(layer: Spec, shape: Tuple[int, int, int]) -> None:
-        name, kind = layer["name"], layer["type"]
-        c, h, w = shape
-        if kind in ("conv", "linear"):
-            inputs = c if kind == "conv" else c * h * w
-            tail: Tuple[int, ...] = (layer["kernel"], layer["kernel"]) if kind == "conv" else ()
-            unit: Tuple[int, ...] = (1, 1) if kind == "conv" else ()
-            chain = layer.get("chain")
-            if chain:
-                shapes[f"{name}.factors.0.weight"] = (chain[0], inputs) + unit
-                shapes[f"{name}.factors.1.weight"] = (chain[1], chain[0]) + tail
-                shapes[f"{name}.factors.2.weight"] = (layer["out"], chain[1]) + unit
-                if layer["bias"]:
-                    shapes[f"{name}.factors.2.bias"] = (layer["out"],)
-            else:
-                shapes[f"{name}.weight"] = (layer["out"], inputs) + tail
-                if layer["bias"]:
-                    shapes[f"{name}.bias"] = (layer["out"],)
-        elif kind == "batchnorm":
-            for suffix in ("weight", "bias", "running_mean", "running_var"):
-                shapes[f"{name}.{suffix}"] = (c,)
-
-    _walk(resolved["layers"], tuple(resolved["input"]), visit)
-    return shapes
-
-
-def fit_spec_to_tensors(spec: Union[str, Mapping[str, Any]], tensors: Mapping[str, Any]) -> Spec:
+def fit_spec_to_tensors(spec: SpecLike, tensors: Mapping[str, Any]) -> Spec:
     """The resolved spec with each compact conv/linear layer's ``out`` and ``bias`` taken
-    from the tensors: the spec gives the structure, the tensors the widths. So a pruned
-    PyTorch model exports against its preset's name, and a PyTorch VGG whose convs carry a
-    bias gets ``"bias": true`` on them. Layers without a ``<name>.weight`` tensor, and
-    expanded chains, are left as the spec says (the shape check reports them)."""
-    resolved = resolve_spec(spec)  # a fresh copy
-
-    def visit(layer: Spec, shape: Tuple[int, int, int]) -> None:
-        if layer["type"] in ("conv", "linear") and not layer.get("chain"):
-            weight = tensors.get(f"{layer['name']}.weight")
-            if weight is not None and len(np.shape(weight)) >= 1:
-                layer["out"] = int(np.shape(weight)[0])
-                layer["bias"] = f"{layer['name']}.bias" in tensors
-
-    _walk(resolved["layers"], tuple(resolved["input"]), visit)
-    return resolved
+    from the tensors (torch tensors or arrays; :func:`reparo.spec.fit_to_tensors`)."""
+    return _spec.fit_to_tensors(spec, {name: np.shape(value) for name, value in tensors.items()})
 
 
 # --- safetensors files (F32), read and written with numpy alone ------------------------------
@@ -426,7 +187,17 @@ def _as_numpy(value: Any) -> np.ndarray:
     return np.ascontiguousarray(value, dtype=np.float32)
 
 
-def export_state_dict(module_or_state_dict: Any, path: PathLike, spec: Union[str, Mapping[str, Any]],
+def _mismatches(expected: Mapping[str, Tuple[int, ...]], tensors: Mapping[str, Any]) -> List[str]:
+    problems = []
+    for name, shape in expected.items():
+        if name not in tensors:
+            problems.append(f"missing tensor {name!r} {list(shape)}")
+        elif tuple(np.shape(tensors[name])) != shape:
+            problems.append(f"tensor {name!r} has shape {list(np.shape(tensors[name]))}, the spec needs {list(shape)}")
+    return problems + [f"unexpected tensor {name!r} (not part of the spec)" for name in tensors if name not in expected]
+
+
+def export_state_dict(module_or_state_dict: Any, path: PathLike, spec: SpecLike,
                       *, state: Optional[str] = None) -> Spec:
     """Writes a PyTorch model's weights as a Reparo model file (``reparo.Model.load`` /
     ``reparo_model_load`` read it).
@@ -446,27 +217,23 @@ def export_state_dict(module_or_state_dict: Any, path: PathLike, spec: Union[str
         The resolved spec written into the file's metadata.
 
     Raises:
-        ValueError: a tensor is missing, unexpected, or has the wrong shape for the spec; the
-            message names it. Nothing is written then.
+        ReparoError: INVALID_ARGUMENT: Reparo refuses the spec or the state.
+        ValueError: a tensor is missing, unexpected, or has the wrong shape for the spec, or
+            the widths of the tensors make a network Reparo refuses; the message names them.
+            Nothing is written then.
     """
     source = module_or_state_dict.state_dict() if hasattr(module_or_state_dict, "state_dict") else module_or_state_dict
     tensors = {name: value for name, value in source.items() if not name.endswith("num_batches_tracked")}
-    resolved = fit_spec_to_tensors(spec, tensors)
+    base = _spec.resolve_spec(spec)
     if state is not None:
-        resolved["state"] = state
-    if resolved["state"] not in STATES:
-        raise ValueError(f"state must be one of {', '.join(STATES)}, got {resolved['state']!r}")
-    expected = expected_tensors(resolved)
-    problems = []
-    for name, shape in expected.items():
-        if name not in tensors:
-            problems.append(f"missing tensor {name!r} {list(shape)}")
-        elif tuple(np.shape(tensors[name])) != shape:
-            problems.append(f"tensor {name!r} has shape {list(np.shape(tensors[name]))}, the spec needs {list(shape)}")
-    problems += [f"unexpected tensor {name!r} (not part of the spec)" for name in tensors if name not in expected]
-    last = resolved["layers"][-1]
-    if last["type"] != "linear" or last["out"] != resolved["classes"]:
-        problems.append(f"the last layer must be a linear layer of {resolved['classes']} outputs (\"classes\")")
+        base = _spec.resolve_spec(dict(base, state=state))
+    resolved = fit_spec_to_tensors(base, tensors)
+    try:
+        expected = _spec.expected_tensors(resolved)
+        problems = _mismatches(expected, tensors)
+    except ReparoError as error:  # the tensors' widths do not chain: show them against the spec's
+        problems = [f"Reparo refuses the widths they give: {error.message}"]
+        problems += _mismatches(_spec.expected_tensors(base), tensors)
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
         raise ValueError(f"the tensors do not match the spec: {shown}")

@@ -13,63 +13,116 @@ PyTorch model):
 - :func:`from_spec` — the first of these that matches a spec.
 
 Every model computes what Reparo computes in eval mode (BatchNorm ε = 1e-5, floor-mode
-pooling, flatten in C·H·W order).
+pooling, flatten in C·H·W order). Layers, names and sizes (in_channels, in_features) come from
+the engine's resolution of the spec (:func:`reparo.spec.resolve`), and each model checks its
+``state_dict`` names and shapes against the engine's tensor table when it is built.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .torch_interop import VGG16_PLAN, _preset_layers, _scaled, _vgg16_pools, resolve_spec
+from . import spec as _spec
+from .errors import ReparoError
 
 __all__ = ["VGG", "BasicBlock", "CifarResNet", "SpecNet", "vgg16", "cifar_resnet", "from_spec"]
+
+Shape = Sequence[int]
+
+
+def _module(layer: Mapping[str, Any], input_shape: Shape) -> nn.Module:
+    """The PyTorch module of a resolved conv, linear or batchnorm layer whose input has the
+    engine's shape [C, H, W] (a linear layer reads C·H·W inputs); an expanded layer is a
+    :class:`_Chain` of its three factors."""
+    kind, channels = layer["type"], int(input_shape[0])
+    if kind == "batchnorm":
+        return nn.BatchNorm2d(channels)
+    out, bias, chain = layer["out"], layer["bias"], layer.get("chain")
+    if kind == "conv":
+        k, s, p = layer["kernel"], layer["stride"], layer["padding"]
+        if chain:
+            return _Chain(nn.Conv2d(channels, chain[0], 1, bias=False),
+                          nn.Conv2d(chain[0], chain[1], k, stride=s, padding=p, bias=False),
+                          nn.Conv2d(chain[1], out, 1, bias=bias))
+        return nn.Conv2d(channels, out, k, stride=s, padding=p, bias=bias)
+    if kind != "linear":
+        raise ValueError(f"layer {layer['name']!r}: a {kind} layer has no tensors")
+    inputs = math.prod(int(v) for v in input_shape)
+    if chain:
+        return _Chain(nn.Linear(inputs, chain[0], bias=False), nn.Linear(chain[0], chain[1], bias=False),
+                      nn.Linear(chain[1], out, bias=bias))
+    return nn.Linear(inputs, out, bias=bias)
+
+
+def _inputs(resolution: Mapping[str, Any]) -> Dict[str, Shape]:
+    """Layer name → input shape [C, H, W], from :func:`reparo.spec.resolve`."""
+    return {entry["name"]: entry["input"] for entry in resolution["layers"]}
+
+
+def _check_names(module: nn.Module, resolution: Mapping[str, Any]) -> None:
+    """The module's ``state_dict`` (without ``num_batches_tracked``) has exactly the engine's
+    tensor names and shapes, so Reparo files load into it strictly."""
+    ours = {name: list(value.shape) for name, value in module.state_dict().items()
+            if not name.endswith("num_batches_tracked")}
+    theirs = {entry["name"]: list(entry["shape"]) for entry in resolution["tensors"]}
+    if ours != theirs:
+        differing = sorted(name for name in set(ours) | set(theirs) if ours.get(name) != theirs.get(name))[:6]
+        raise ValueError(f"{type(module).__name__} does not match the spec's tensors at {differing}")
 
 
 class VGG(nn.Module):
     """CIFAR VGG-16 with BatchNorm: 13 × (conv3×3 → BN → ReLU) with a 2×2 max-pool after each
     of the 5 stages, flatten, ``classifier`` Linear. Module indices in ``features`` follow
     the common PyTorch CIFAR ``VGG('VGG16')`` (without its trailing parameterless
-    ``AvgPool2d(1, 1)``).
+    ``AvgPool2d(1, 1)``). The layers, their names and sizes come from Reparo's ``vgg16``
+    preset (:func:`reparo.spec.resolve`).
 
     Args:
-        widths: the 13 conv widths (default: 64 … 512 scaled by ``width`` as Reparo does).
+        widths: the 13 conv widths (default: the preset's, 64 … 512 scaled by ``width``).
         classes: outputs of the classifier.
         in_channels, input_size: the input [C, H, W] (the classifier takes C·H/32·W/32 inputs
             on 32×32 and larger; on smaller planes a pool is left out once the plane is 1×1,
             an ``Identity`` in its place, as Reparo's preset does).
         width: scale of the default widths (Reparo's preset ``"width"``).
         conv_bias: give every conv a bias (Reparo's preset has none; many PyTorch VGGs do).
+        spec: instead of the arguments above, a resolved spec with the vgg16 structure (a
+            pruned model's, from its file).
     """
 
     def __init__(self, widths: Optional[Sequence[int]] = None, classes: int = 10, in_channels: int = 3,
-                 input_size: Tuple[int, int] = (32, 32), width: float = 1.0, conv_bias: bool = False) -> None:
+                 input_size: Tuple[int, int] = (32, 32), width: float = 1.0, conv_bias: bool = False,
+                 spec: Optional[Mapping[str, Any]] = None) -> None:
         super().__init__()
-        if widths is None:
-            widths = [_scaled(entry, width) for entry in VGG16_PLAN if entry is not None]
-        widths = [int(w) for w in widths]
-        if len(widths) != 13:
-            raise ValueError(f"VGG-16 has 13 convs, got {len(widths)} widths")
-        layers: List[nn.Module] = []
-        channels, (height, width_) = in_channels, input_size
-        remaining = iter(widths)
-        pools = iter(_vgg16_pools(height, width_))
-        for entry in VGG16_PLAN:
-            if entry is None:
-                if next(pools):
-                    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-                    height, width_ = height // 2, width_ // 2
-                else:  # the plane is already 1×1 (Presets.swift); keeps the indices of 32×32
-                    layers.append(nn.Identity())
-            else:
-                out = next(remaining)
-                layers += [nn.Conv2d(channels, out, 3, padding=1, bias=conv_bias), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
-                channels = out
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(channels * height * width_, classes)
+        if spec is None:
+            spec = _spec.resolve_spec({"preset": "vgg16", "classes": classes, "input": [in_channels, *input_size],
+                                       "width": width})
+            convs = [layer for layer in spec["layers"] if layer["type"] == "conv"]
+            if widths is not None:
+                if len(widths) != len(convs):
+                    raise ValueError(f"VGG-16 has {len(convs)} convs, got {len(widths)} widths")
+                for layer, out in zip(convs, widths):
+                    layer["out"] = int(out)
+            for layer in convs:
+                layer["bias"] = bool(conv_bias)
+        resolution = _spec.resolve(spec)
+        inputs = _inputs(resolution)
+        features: Dict[int, nn.Module] = {}
+        for layer in resolution["spec"]["layers"]:
+            name, kind = layer["name"], layer["type"]
+            if kind == "linear":
+                self.classifier = _module(layer, inputs[name])
+            elif kind != "flatten":  # features.<index>; a pool the preset leaves out is an Identity
+                features[int(name.rsplit(".", 1)[1])] = (
+                    nn.ReLU(inplace=True) if kind == "relu"
+                    else nn.MaxPool2d(kernel_size=layer["kernel"], stride=layer["stride"]) if kind == "maxpool"
+                    else _module(layer, inputs[name]))
+        self.features = nn.Sequential(*(features.get(index, nn.Identity()) for index in range(max(features) + 1)))
+        _check_names(self, resolution)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))
@@ -109,50 +162,46 @@ class BasicBlock(nn.Module):
 class CifarResNet(nn.Module):
     """CIFAR ResNet (He et al. 2016 §4.2): conv3×3 → BN → ReLU, three stages of basic blocks
     (widths 16, 32, 64; stride 2 entering stages 2 and 3), global average pooling, ``linear``.
+    The layers, their names and sizes come from Reparo's ``resnet20`` / ``resnet56`` preset
+    (:func:`reparo.spec.resolve`).
 
     Args:
-        depth: 6n + 2 (20 → 3 blocks per stage, 56 → 9).
+        depth: 20 (3 blocks per stage) or 56 (9), the depths Reparo has presets for.
         classes, in_channels: outputs and input channels.
         width: scale of the default widths (Reparo's preset ``"width"``).
-        stem: width of ``conv1`` (default 16 scaled).
-        blocks: per stage, per block ``(planes, out_planes, stride, projection)`` — the widths
-            of a pruned model (default: the dense plan).
+        spec: instead of the arguments above, a resolved spec with the resnet20/56 structure
+            (a pruned model's, from its file).
+
+    Raises:
+        ReparoError: INVALID_ARGUMENT for a depth without a Reparo preset.
     """
 
     def __init__(self, depth: int = 20, classes: int = 10, in_channels: int = 3, width: float = 1.0,
-                 stem: Optional[int] = None,
-                 blocks: Optional[Sequence[Sequence[Tuple[int, int, int, bool]]]] = None) -> None:
+                 spec: Optional[Mapping[str, Any]] = None) -> None:
         super().__init__()
-        if (depth - 2) % 6 != 0 or depth < 8:
-            raise ValueError(f"depth must be 6n + 2, got {depth}")
-        n = (depth - 2) // 6
-        stem = _scaled(16, width) if stem is None else int(stem)
-        if blocks is None:
-            blocks, channels = [], stem
-            for stage, base in enumerate((16, 32, 64)):
-                out = _scaled(base, width)
-                plan = []
-                for index in range(n):
-                    stride = 2 if stage > 0 and index == 0 else 1
-                    plan.append((out, out, stride, stride != 1 or channels != out))
-                    channels = out
-                blocks.append(plan)
-        if len(blocks) != 3 or any(len(stage) != n for stage in blocks):
-            raise ValueError(f"blocks must give 3 stages of {n} blocks")
-        self.conv1 = nn.Conv2d(in_channels, stem, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(stem)
-        channels = stem
-        for stage, plan in enumerate(blocks):
-            layers = []
-            for planes, out, stride, projection in plan:
-                layers.append(BasicBlock(channels, int(planes), int(stride), int(out), bool(projection)))
-                channels = int(out)
-            self.add_module(f"layer{stage + 1}", nn.Sequential(*layers))
-        self.linear = nn.Linear(channels, classes)
+        if spec is None:
+            spec = {"preset": f"resnet{depth}", "classes": classes, "input": [in_channels, 32, 32], "width": width}
+        resolution = _spec.resolve(spec)
+        inputs = _inputs(resolution)
+        stages: Dict[str, List[nn.Module]] = {}
+        for layer in resolution["spec"]["layers"]:
+            name, kind = layer["name"], layer["type"]
+            if kind == "basic_block":  # layer<s>.<b>
+                convs = [entry for entry in layer["main"] if entry["type"] == "conv"]
+                block = BasicBlock(int(inputs[name][0]), convs[0]["out"], convs[0]["stride"], convs[-1]["out"],
+                                   projection=bool(layer["shortcut"]))
+                stages.setdefault(name.split(".")[0], []).append(block)
+            elif kind in ("conv", "batchnorm", "linear"):  # conv1, bn1, linear
+                self.add_module(name, _module(layer, inputs[name]))
+        for name, blocks in stages.items():
+            self.add_module(name, nn.Sequential(*blocks))
+        self.stages = list(stages)
+        _check_names(self, resolution)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer3(self.layer2(self.layer1(out)))
+        for stage in self.stages:
+            out = getattr(self, stage)(out)
         return self.linear(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
 
 
@@ -188,9 +237,14 @@ class SpecNet(nn.Module):
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
         super().__init__()
-        self.spec = resolve_spec(spec)
+        resolution = _spec.resolve(spec)
+        self.spec = resolution["spec"]
         self._layers: Dict[str, nn.Module] = {}  # the same modules, by name (not registered twice)
-        self._build(self.spec["layers"], tuple(self.spec["input"]))
+        inputs = _inputs(resolution)
+        for layer in _spec.walk(self.spec["layers"]):
+            if layer["type"] in ("conv", "linear", "batchnorm"):
+                self._register(layer["name"], _module(layer, inputs[layer["name"]]))
+        _check_names(self, resolution)
 
     def _register(self, name: str, module: nn.Module) -> None:
         parts = name.split(".")
@@ -209,45 +263,6 @@ class SpecNet(nn.Module):
             raise ValueError(f"layer name {name!r} is used twice")
         parent.add_module(parts[-1], module)
         self._layers[name] = module
-
-    def _build(self, layers: List[Dict[str, Any]], shape: Tuple[int, int, int]) -> Tuple[int, int, int]:
-        for layer in layers:
-            c, h, w = shape
-            kind, name = layer["type"], layer["name"]
-            if kind == "conv":
-                k, s, p, out = layer["kernel"], layer["stride"], layer["padding"], layer["out"]
-                chain = layer.get("chain")
-                if chain:
-                    module: nn.Module = _Chain(nn.Conv2d(c, chain[0], 1, bias=False),
-                                               nn.Conv2d(chain[0], chain[1], k, stride=s, padding=p, bias=False),
-                                               nn.Conv2d(chain[1], out, 1, bias=layer["bias"]))
-                else:
-                    module = nn.Conv2d(c, out, k, stride=s, padding=p, bias=layer["bias"])
-                self._register(name, module)
-                shape = (out, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-            elif kind == "linear":
-                inputs, out, chain = c * h * w, layer["out"], layer.get("chain")
-                if chain:
-                    module = _Chain(nn.Linear(inputs, chain[0], bias=False), nn.Linear(chain[0], chain[1], bias=False),
-                                    nn.Linear(chain[1], out, bias=layer["bias"]))
-                else:
-                    module = nn.Linear(inputs, out, bias=layer["bias"])
-                self._register(name, module)
-                shape = (out, 1, 1)
-            elif kind == "batchnorm":
-                self._register(name, nn.BatchNorm2d(c))
-            elif kind in ("maxpool", "avgpool"):
-                if kind == "avgpool" and not layer.get("kernel"):
-                    shape = (c, 1, 1)
-                else:
-                    shape = (c, (h - layer["kernel"]) // layer["stride"] + 1, (w - layer["kernel"]) // layer["stride"] + 1)
-            elif kind == "flatten":
-                shape = (c * h * w, 1, 1)
-            elif kind == "basic_block":
-                out_shape = self._build(layer["main"], shape)
-                self._build(layer["shortcut"], shape)
-                shape = out_shape
-        return shape
 
     def _run(self, layers: List[Dict[str, Any]], x: torch.Tensor) -> torch.Tensor:
         for layer in layers:
@@ -286,26 +301,21 @@ def _skeleton(layers: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 def from_spec(spec: Mapping[str, Any]) -> nn.Module:
     """A PyTorch model for a Reparo spec: :class:`VGG` or :class:`CifarResNet` with the spec's
-    widths when the spec has the vgg16 / resnet20 / resnet56 structure and names (pruned and
-    collapsed models keep them), else :class:`SpecNet`. Fresh weights."""
-    spec = resolve_spec(spec)
-    layers, classes = spec["layers"], spec["classes"]
-    in_channels, height, width = spec["input"]
-    convs = [layer for layer in layers if layer["type"] == "conv"]
-    if len(convs) == 13 and len({layer["bias"] for layer in convs}) == 1:
-        reference = _preset_layers("vgg16", classes, 1.0, spec["input"])
-        for layer in reference:
-            if layer["type"] == "conv":
-                layer["bias"] = convs[0]["bias"]
-        if _skeleton(layers) == _skeleton(reference):
-            return VGG([layer["out"] for layer in convs], classes, in_channels, (height, width),
-                       conv_bias=convs[0]["bias"])
-    blocks = [layer for layer in layers if layer["type"] == "basic_block"]
-    for preset, depth in (("resnet20", 20), ("resnet56", 56)):
-        if _skeleton(layers) == _skeleton(_preset_layers(preset, classes, 1.0)):
-            n = (depth - 2) // 6
-            plan = [(block["main"][0]["out"], block["main"][3]["out"], block["main"][0]["stride"], bool(block["shortcut"]))
-                    for block in blocks]
-            return CifarResNet(depth, classes, in_channels, stem=layers[0]["out"],
-                               blocks=[plan[i * n : (i + 1) * n] for i in range(3)])
+    widths when the spec has the structure and names of Reparo's vgg16 / resnet20 / resnet56
+    preset for its input (pruned and collapsed models keep them), else :class:`SpecNet`.
+    Fresh weights."""
+    spec = _spec.resolve_spec(spec)
+    layers = spec["layers"]
+    biases = {layer["bias"] for layer in _spec.walk(layers) if layer["type"] == "conv"}
+    for preset, model in (("vgg16", VGG), ("resnet20", CifarResNet), ("resnet56", CifarResNet)):
+        try:
+            reference = _spec.resolve_spec({"preset": preset, "classes": spec["classes"], "input": spec["input"]})
+        except ReparoError:  # the preset does not fit this input
+            continue
+        if preset == "vgg16" and len(biases) == 1:  # PyTorch VGGs often give every conv a bias
+            for layer in reference["layers"]:
+                if layer["type"] == "conv":
+                    layer["bias"] = next(iter(biases))
+        if _skeleton(layers) == _skeleton(reference["layers"]):
+            return model(spec=spec)
     return SpecNet(spec)

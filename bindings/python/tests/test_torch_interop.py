@@ -1,7 +1,6 @@
 """reparo.torch_interop: PyTorch state_dicts ↔ Reparo model files.
 
-Without torch, the numpy tests check the spec mirror against Reparo's own resolution, the
-file reader against the `safetensors` package, and round trips Reparo → numpy →
+Without torch, the numpy tests check the file reader against the `safetensors` package, and round trips Reparo → numpy →
 export_state_dict → Reparo with bit-identical logits. With torch (the tests importorskip it),
 randomly initialized PyTorch VGG-16 / ResNet-20 / ResNet-56 are exported and must give the
 same logits in Reparo, and pruned + expanded + collapsed Reparo models load into PyTorch
@@ -72,46 +71,7 @@ def assert_informative(logits: np.ndarray) -> None:
 
 
 # --- without torch -----------------------------------------------------------------------------
-
-RESOLVE_CASES = {
-    "vgg16-w0.25": {"preset": "vgg16", "width": 0.25},
-    # 64 · 0.5078125 = 32.5 and 16 · 0.15625 = 2.5: Reparo rounds half away from zero (33, 3)
-    "vgg16-w-half-rounding": {"preset": "vgg16", "width": 0.5078125},
-    "resnet20": {"preset": "resnet20", "classes": 10},
-    "resnet56-w-half-rounding-odd": {"preset": "resnet56", "width": 0.15625, "classes": 7, "input": [1, 20, 24]},
-    "digits": DIGITS_SPEC,
-    # Fashion-MNIST's 1×28×28: VGG-16 leaves out its fifth pool (the plane is 1×1 after four)
-    "vgg16-fashion-mnist": {"preset": "vgg16", "width": 0.25, "input": [1, 28, 28]},
-    "vgg16-odd-plane": {"preset": "vgg16", "width": 0.125, "input": [2, 12, 20]},
-    "resnet20-fashion-mnist": {"preset": "resnet20", "input": [1, 28, 28]},
-    "generic-blocks": {
-        "input": [2, 9, 9], "classes": 3, "layers": [
-            {"type": "conv", "out": 5, "kernel": 3, "padding": 1, "bias": True},
-            {"type": "basic_block", "name": "b1", "out": 6, "stride": 2},
-            {"type": "basic_block", "out": 6},
-            {"type": "basic_block", "name": "custom", "main": [
-                {"type": "conv", "out": 4, "kernel": 1}, {"type": "batchnorm"}, {"type": "relu"},
-                {"type": "conv", "out": 6, "kernel": 3, "padding": 1}],
-             "shortcut": []},
-            {"type": "avgpool", "kernel": 2, "stride": 1},
-            {"type": "maxpool"},
-            {"type": "flatten"},
-            {"type": "linear", "out": 3, "bias": False}]},
-}
-
-
-@pytest.mark.parametrize("spec", list(RESOLVE_CASES.values()), ids=list(RESOLVE_CASES))
-def test_resolve_spec_and_tensor_names_match_reparo(spec, tmp_path) -> None:
-    """The Python mirror of Presets.swift / SpecParser resolves every spec as Reparo does, and
-    expected_tensors names exactly the tensors Reparo saves."""
-    path = tmp_path / "model.safetensors"
-    with reparo.Model.create(spec, seed=0) as model:
-        model.save(path)
-    metadata, tensors = read_file(path)
-    assert metadata["format"] == "reparo"
-    assert json.loads(metadata["spec"]) == resolve_spec(spec)
-    assert resolve_spec(resolve_spec(spec)) == resolve_spec(spec)
-    assert {name: value.shape for name, value in tensors.items()} == dict(torch_interop.expected_tensors(spec))
+# (spec resolution itself is tested against built models in test_spec.py)
 
 
 def test_reader_agrees_with_the_safetensors_package(tmp_path) -> None:
@@ -200,10 +160,13 @@ def test_export_rejects_tensors_that_do_not_fit_the_spec(tmp_path) -> None:
     assert "'layer1.0.conv2.weight' has shape [4, 3, 3, 3]" in error(wrong)
     assert "missing tensor 'features.0.weight'" in error(tensors, "vgg16")
     assert "linear layer of 100 outputs" in error(tensors, {"preset": "resnet20", "classes": 100})
-    with pytest.raises(ValueError, match="unknown preset"):
+    # A spec or state Reparo refuses is reported by Reparo (reparo_spec_resolve), naming the field.
+    with pytest.raises(reparo.ReparoError, match=r"spec\.preset: \"resnet18\" is not one of") as caught:
         export_state_dict(tensors, target, "resnet18")
-    with pytest.raises(ValueError, match="state must be one of"):
+    assert caught.value.status == reparo.Status.INVALID_ARGUMENT
+    with pytest.raises(reparo.ReparoError, match=r"spec\.state") as caught:
         export_state_dict(tensors, target, "resnet20", state="trained")
+    assert caught.value.status == reparo.Status.INVALID_ARGUMENT
     assert not target.exists()
     # read_file reports a malformed header as ValueError too.
     broken = tmp_path / "broken.safetensors"
