@@ -29,8 +29,9 @@ BatchNorm, ``<name>.{weight,bias,running_mean,running_var}``. PyTorch's
     classifier   Linear(512, classes)                        (after flattening [512, 1, 1])
 
   On an input smaller than 32×32 a pool is left out once the plane is 1×1 (1×28×28, as
-  Fashion-MNIST: planes 14, 7, 3, 1 and no pool ``features.43``; PyTorch holds an
-  ``Identity`` there), so every other name stays as at 32×32.
+  Fashion-MNIST: planes 14, 7, 3, 1 and no pool ``features.43``, so PyTorch's ``features``
+  ends at index 42; a pool left out within the stack is an ``Identity``), so every other name
+  stays as at 32×32.
 
   Conv widths 64 64 | 128 128 | 256 256 256 | 512 512 512 | 512 512 512, each scaled by the
   spec's ``width`` (rounded half away from zero, at least 1). PyTorch CIFAR VGGs usually give

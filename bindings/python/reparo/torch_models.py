@@ -87,7 +87,7 @@ class VGG(nn.Module):
         classes: outputs of the classifier.
         in_channels, input_size: the input [C, H, W] (the classifier takes C·H/32·W/32 inputs
             on 32×32 and larger; on smaller planes a pool is left out once the plane is 1×1,
-            an ``Identity`` in its place, as Reparo's preset does).
+            as Reparo's preset does: an ``Identity`` in its place, or nothing at the end).
         width: scale of the default widths (Reparo's preset ``"width"``).
         conv_bias: give every conv a bias (Reparo's preset has none; many PyTorch VGGs do).
         spec: instead of the arguments above, a resolved spec with the vgg16 structure (a
@@ -195,12 +195,12 @@ class CifarResNet(nn.Module):
                 self.add_module(name, _module(layer, inputs[name]))
         for name, blocks in stages.items():
             self.add_module(name, nn.Sequential(*blocks))
-        self.stages = list(stages)
+        self._stages = list(stages)
         _check_names(self, resolution)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
-        for stage in self.stages:
+        for stage in self._stages:
             out = getattr(self, stage)(out)
         return self.linear(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
 
