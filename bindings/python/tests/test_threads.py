@@ -119,7 +119,7 @@ def test_two_models_infer_concurrently_at_different_thread_counts(rng) -> None:
     def worker(index: int) -> None:
         try:
             barrier.wait()
-            for iteration in range(15):  # ctypes drops the GIL: the two models really overlap
+            for iteration in range(25):  # ctypes drops the GIL: the two models really overlap
                 for x, expected in zip(inputs, references[index]):
                     if not np.array_equal(models[index].infer(x), expected):
                         mismatches.append((index, len(x), iteration))
