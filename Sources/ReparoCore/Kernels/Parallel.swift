@@ -53,7 +53,7 @@ public enum Parallel {
             return
         }
         if run(on: current.pool, count, workers: workers, execution: execution, context: context, body) { return }
-        // The pool is busy (a nested call, or another thread's job) or smaller than `threads`.
+        // The pool is busy (a nested call, or another thread's job) or smaller than the context's `threads`.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let start = count * worker / workers
             let end = count * (worker + 1) / workers
