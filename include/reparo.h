@@ -23,7 +23,8 @@
  *    detected and rejected (REPARO_ERR_INVALID_ARGUMENT) rather than dereferenced, even after
  *    newer objects were created. *_free(NULL) is a no-op.
  *  - Thread safety: a model may be read by many threads at once (reparo_infer,
- *    reparo_evaluate, reparo_model_save, reparo_model_clone, reparo_model_describe). Calls that
+ *    reparo_evaluate, reparo_model_save, reparo_model_clone, reparo_model_describe,
+ *    reparo_model_threads; reparo_model_set_threads may also run alongside them). Calls that
  *    change a model (reparo_expand, reparo_collapse, reparo_trainer_step on a trainer that
  *    owns it as student) must not run concurrently with any other call on that model.
  *    A trainer is used by one thread at a time.
@@ -134,6 +135,17 @@ reparo_status reparo_spec_resolve(const char *spec_json, char *buffer, size_t ca
 reparo_status reparo_model_shape(const reparo_model *model, int32_t *out_channels, int32_t *out_height,
                                  int32_t *out_width, int32_t *out_classes);
 
+/* Compute threads of this model's inference (reparo_infer, reparo_evaluate): 0 (the default)
+ * = every core the process may use (its affinity mask / taskset), else 1 ... 256. The setting
+ * belongs to this model only: other models and trainers keep their own (a trainer's are its
+ * "threads" option), and results never depend on it. Thread-safe: may be called at any time,
+ * also while other threads infer on the model; a call already running keeps the count it
+ * started with. A clone inherits it. Errors: INVALID_ARGUMENT (threads outside 0 ... 256). */
+reparo_status reparo_model_set_threads(reparo_model *model, int32_t threads);
+
+/* The model's inference thread setting (0 = every core), as set by reparo_model_set_threads. */
+reparo_status reparo_model_threads(const reparo_model *model, int32_t *out_threads);
+
 /* Frees a model. NULL is a no-op. A model must not be freed while a trainer uses it. */
 void reparo_model_free(reparo_model *model);
 
@@ -173,8 +185,9 @@ reparo_status reparo_evaluate(const reparo_model *model, const float *images, co
  *                         residual block; "pruned" = those whose conv widths differ
  *   "clip_norm": 0        clip the global gradient norm (0 = off)
  *   "seed": 0             augmentation randomness
- *   "threads": 0          compute threads (0 = every core the process may use,
- *                         i.e. its affinity mask / taskset; process-wide; OpenBLAS itself runs single-threaded)
+ *   "threads": 0          compute threads of this trainer's steps, teacher forward included
+ *                         (0 = every core the process may use, i.e. its affinity mask / taskset;
+ *                         no other model or trainer is affected; OpenBLAS itself runs single-threaded)
  *   "chain_mode": "auto" | "naive" | "online"   how expanded chains are trained: "naive" runs
  *                         the three factors; "online" collapses them once per step, runs one
  *                         compact conv and maps its weight gradient back onto the factors (same

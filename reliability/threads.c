@@ -11,8 +11,8 @@
  * same pruned model left expanded (rate 4), whose chains run as three factors.
  *
  * A ninth thread meanwhile trains a model of its own (trainer create, step, free), which the
- * contract allows alongside inference on other models; each trainer it creates sets the
- * process-wide compute thread counts ("threads" option: 1, then 2).
+ * contract allows alongside inference on other models; the trainers it creates run on their
+ * own compute threads ("threads" option: 1, then 2), which once were process-wide.
  *
  *   cc -O2 -pthread -I include reliability/threads.c -L <libdir> -lreparo -Wl,-rpath,<libdir>
  *   ./threads [rounds] [infer-only]   (default 40 rounds per thread; "infer-only" leaves out

@@ -70,6 +70,25 @@ public func reparo_model_shape(_ model: OpaquePointer?, _ channels: UnsafeMutabl
     }
 }
 
+@_cdecl("reparo_model_set_threads")
+public func reparo_model_set_threads(_ model: OpaquePointer?, _ threads: Int32) -> Int32 {
+    guarded("reparo_model_set_threads") {
+        let model = try modelHandle(model).model
+        guard threads >= 0, Int(threads) <= ExecutionContext.maximumThreads else {
+            throw ReparoError.invalidArgument("threads must be in 0...\(ExecutionContext.maximumThreads) (0 = every core), got \(threads)")
+        }
+        model.threads = Int(threads)
+    }
+}
+
+@_cdecl("reparo_model_threads")
+public func reparo_model_threads(_ model: OpaquePointer?, _ outThreads: UnsafeMutablePointer<Int32>?) -> Int32 {
+    guarded("reparo_model_threads") {
+        let model = try modelHandle(model).model
+        try output(outThreads, "out_threads").pointee = Int32(model.threads)
+    }
+}
+
 @_cdecl("reparo_model_free")
 public func reparo_model_free(_ model: OpaquePointer?) {
     HandleRegistry.shared.unregister(model, as: ModelHandle.self)

@@ -128,10 +128,9 @@ struct ConvolutionTests {
                 // also on the padded-width path where it applies (same convs, AVX-512 present).
                 for limit in [nil, 1, 2].map({ $0.map { $0 * layer.outputShape.spatial } }) {
                     for paddedWidth in [false, true] {
-                        layer.tileColumnLimit = limit
-                        layer.paddedWidthOverride = paddedWidth
+                        let forced = ForcedPathConvolution(layer, paddedWidth: paddedWidth, tileColumnLimit: limit)
                         for training in [false, true] {
-                            let y = try forward(layer, batch: batch, input: x, training: training)
+                            let y = try forward(forced, batch: batch, input: x, training: training)
                             let (error, scale) = maximumError(y, expected)
                             #expect(error <= 1e-4 * scale,
                                     "\(channels)→\(outputChannels) \(height)×\(width) k\(kernel) s\(stride) p\(padding) n\(batch) bias \(bias) training \(training) tile limit \(String(describing: limit)) padded width \(paddedWidth): error \(error), scale \(scale)")
@@ -158,7 +157,7 @@ struct ConvolutionTests {
             let x = GradientCheck.normal(batch * layer.inputShape.count, generator: &generator)
             let expected = referenceConvolution(x, batch: batch, channels: 32, height: 32, width: 32, weight: weight,
                                                 bias: biasValues, outputChannels: 33, kernel: 3, stride: 1, padding: 1)
-            layer.paddedWidthOverride = true
+            #expect(layer.path(batch: batch) == .paddedWidth, "taken by default on a 32-wide plane")
             let y = try forward(layer, batch: batch, input: x)
             let (error, scale) = maximumError(y, expected)
             #expect(error <= 1e-4 * scale, "batch \(batch): forward error \(error), scale \(scale)")
@@ -168,8 +167,7 @@ struct ConvolutionTests {
             // to 3·1024 unit-scale products in different orders (√n·u ≈ 3e-6).
             let dy = GradientCheck.normal(batch * layer.outputShape.count, generator: &generator)
             func gradients(padded: Bool) throws -> (dx: [Float], dW: [Float], db: [Float]) {
-                layer.paddedWidthOverride = padded
-                let cache = try layer.makeCache(batch: batch, training: true)
+                let cache = try ForcedPathConvolution(layer, paddedWidth: padded).makeCache(batch: batch, training: true)
                 let input = try FloatBuffer(x), output = try FloatBuffer(count: dy.count)
                 let gradient = try FloatBuffer(dy), dx = try FloatBuffer(count: x.count)
                 dx.buffer.update(repeating: .nan)
@@ -193,20 +191,25 @@ struct ConvolutionTests {
         for (height, width, batch) in [(4, 4, 1), (2, 2, 1), (3, 5, 3), (1, 1, 2)] {
             let layer = try Conv2D(name: "conv", input: FeatureShape(channels: 24, height: height, width: width),
                                    outputChannels: 200, kernelSize: 3, stride: 1, padding: 1, bias: true)
-            layer.tileColumnLimit = layer.outputShape.spatial   // one image per tile
+            let oneImagePerTile = ForcedPathConvolution(layer, tileColumnLimit: layer.outputShape.spatial)
             let weight = GradientCheck.normal(layer.weight.count, generator: &generator)
             let biasValues = GradientCheck.normal(200, generator: &generator)
             fill(layer.weight, weight)
             if let bias = layer.bias { fill(bias, biasValues) }
-            let cache = try layer.makeCache(batch: batch, training: false) as? Conv2D.Cache
+            let cache = try oneImagePerTile.makeCache(batch: batch, training: false) as? Conv2D.Cache
+            guard case .columns(let workspace)? = cache?.workspace else {
+                Issue.record("\(height)×\(width): the im2col path")
+                continue
+            }
             // Taken where the A·Bᵀ kernel is (scripts/test.sh makes sure it is on AVX-512 CPUs).
-            #expect((cache?.forwardsTransposed ?? false) == VectorKernels.available)
+            #expect(workspace.forwardsTransposed == VectorKernels.available)
             let x = GradientCheck.normal(batch * layer.inputShape.count, generator: &generator)
             let expected = referenceConvolution(x, batch: batch, channels: 24, height: height, width: width,
                                                 weight: weight, bias: biasValues, outputChannels: 200, kernel: 3,
                                                 stride: 1, padding: 1)
             for training in [false, true] {
-                let (error, scale) = maximumError(try forward(layer, batch: batch, input: x, training: training), expected)
+                let (error, scale) = maximumError(try forward(oneImagePerTile, batch: batch, input: x, training: training),
+                                                  expected)
                 #expect(error <= 1e-4 * scale, "\(height)×\(width) n\(batch) training \(training): error \(error)")
             }
         }
@@ -235,9 +238,8 @@ struct ConvolutionTests {
                                                 kernel: kernel, stride: stride, padding: padding)
             let dy = GradientCheck.normal(batch * layer.outputShape.count, generator: &generator)
             func run(smallPlane: Bool) throws -> (y: [Float], dx: [Float], dW: [Float], db: [Float]) {
-                layer.smallPlaneOverride = smallPlane
-                let cache = try layer.makeCache(batch: batch, training: true)
-                #expect(((cache as? Conv2D.Cache)?.smallPlane != nil) == smallPlane)
+                let cache = try ForcedPathConvolution(layer, smallPlane: smallPlane).makeCache(batch: batch, training: true)
+                #expect(((cache as? Conv2D.Cache)?.path == .smallPlane) == smallPlane)
                 let input = try FloatBuffer(x), output = try FloatBuffer(count: dy.count)
                 let gradient = try FloatBuffer(dy), dx = try FloatBuffer(count: x.count)
                 output.buffer.update(repeating: .nan)

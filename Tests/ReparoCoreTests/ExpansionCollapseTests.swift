@@ -233,7 +233,7 @@ struct OnlineChainTests {
             // The collapse cost does not grow with the batch; the naive chain's does.
             #expect(large.naive > small.naive)
             #expect(large.online - small.online < large.naive - small.naive)
-            #expect(chain.resolvedMode(batch: 4096) == .online)
+            #expect(chain.resolvedMode(.automatic, batch: 4096) == .online)
         }
     }
 
@@ -261,9 +261,9 @@ struct OnlineChainTests {
             #expect(cost.naive == 3 * batch * (positions * h * h * taps + pointwise), "batch \(batch)")
             #expect(cost.online == 3 * batch * positions * c * c * taps + collapse, "batch \(batch)")
         }
-        #expect(chain.resolvedMode(batch: 1) == .naive)
-        #expect(chain.resolvedMode(batch: 32) == .online)
-        #expect(chain.resolvedMode(batch: 64) == .naive)
-        #expect(chain.resolvedMode(batch: 256) == .online)
+        #expect(chain.resolvedMode(.automatic, batch: 1) == .naive)
+        #expect(chain.resolvedMode(.automatic, batch: 32) == .online)
+        #expect(chain.resolvedMode(.automatic, batch: 64) == .naive)
+        #expect(chain.resolvedMode(.automatic, batch: 256) == .online)
     }
 }

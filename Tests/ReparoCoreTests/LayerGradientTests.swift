@@ -122,24 +122,23 @@ struct LayerGradientTests {
         let layer = try Conv2D(name: "conv", input: FeatureShape(channels: c.inputChannels, height: c.height, width: c.width),
                                outputChannels: c.outputChannels, kernelSize: c.kernel, stride: c.stride,
                                padding: c.padding, bias: c.bias)
-        layer.tileColumnLimit = c.imagesPerTile.map { $0 * layer.outputShape.spatial }
-        layer.paddedWidthOverride = c.paddedWidth
-        layer.smallPlaneOverride = c.smallPlane
-        if c.imagesPerTile != nil { #expect(layer.tiling(batch: c.batch).tiles > 1) }
+        let limit = c.imagesPerTile.map { $0 * layer.outputShape.spatial }
+        let forced = ForcedPathConvolution(layer, smallPlane: c.smallPlane, paddedWidth: c.paddedWidth,
+                                           tileColumnLimit: limit)
+        if c.imagesPerTile != nil { #expect(layer.tiling(batch: c.batch, columnLimit: limit).tiles > 1) }
+        let path = (try forced.makeCache(batch: c.batch, training: true) as? Conv2D.Cache)?.path
         if c.smallPlane {
-            let cache = try layer.makeCache(batch: c.batch, training: true) as? Conv2D.Cache
-            #expect(cache?.smallPlane != nil, "the small-plane path applies to this geometry")
+            #expect(path == .smallPlane, "the small-plane path applies to this geometry")
         }
         if c.paddedWidth {
-            let cache = try layer.makeCache(batch: c.batch, training: true) as? Conv2D.Cache
             // Taken wherever the kernels are (scripts/test.sh makes sure they are on AVX-512 CPUs).
-            #expect((cache?.paddedWidth != nil) == VectorKernels.available)
+            #expect((path == .paddedWidth) == VectorKernels.available)
         }
         #expect(layer.parameters.count == (c.bias ? 2 : 1))
         var generator = SeededGenerator(seed: 1)
         GradientCheck.randomize(layer.parameters, generator: &generator)
         let input = GradientCheck.normal(c.batch * layer.inputShape.count, generator: &generator)
-        try checkLayer(layer, batch: c.batch, input: input, samples: 24)
+        try checkLayer(forced, batch: c.batch, input: input, samples: 24)
     }
 
     // MARK: BatchNorm2D

@@ -166,8 +166,9 @@ struct ModelTests {
         for batch in [1, 3, 64] {
             let images = try FloatBuffer(TestSupport.randomImages(batch * model.inputShape.count, seed: UInt64(batch)))
             func run(fused: Bool) throws -> (logits: [Float], cache: Sequential.Cache) {
-                let cache = try #require(try model.network.makeCache(batch: batch, training: false) as? Sequential.Cache)
-                cache.fusesRectifiers = fused
+                let options = WorkspaceOptions(fusesRectifiers: fused)
+                let cache = try #require(try model.network.makeCache(batch: batch, training: false, options: options)
+                    as? Sequential.Cache)
                 let logits = try FloatBuffer(count: batch * model.classes)
                 model.network.forward(images.pointer, logits.pointer, cache: cache, training: false)
                 return (logits.array, cache)

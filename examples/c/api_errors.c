@@ -429,6 +429,19 @@ static reparo_status dataset_free_garbage(void) {
     X(shape_garbage, "reparo_model_shape", "garbage pointer", INV, "model",                                   \
       reparo_model_shape(M(g_garbage), &g_c, &g_h, &g_w, &g_k))                                                \
     X(shape_null_outputs, "reparo_model_shape", "every output NULL", OK, NULL, shape_null_outputs())          \
+    /* reparo_model_set_threads, reparo_model_threads */                                                       \
+    X(set_threads_null, "reparo_model_set_threads", "model NULL", INV, "model", reparo_model_set_threads(NULL, 1)) \
+    X(set_threads_freed, "reparo_model_set_threads", "freed model", INV, "model",                              \
+      reparo_model_set_threads(g_freed_model, 1))                                                              \
+    X(set_threads_negative, "reparo_model_set_threads", "threads -1", INV, "threads",                          \
+      reparo_model_set_threads(g_model, -1))                                                                   \
+    X(set_threads_large, "reparo_model_set_threads", "threads 257", INV, "threads",                            \
+      reparo_model_set_threads(g_model, 257))                                                                  \
+    X(set_threads_default, "reparo_model_set_threads", "threads 0 (every core)", OK, NULL,                     \
+      reparo_model_set_threads(g_model, 0))                                                                    \
+    X(threads_null, "reparo_model_threads", "model NULL", INV, "model", reparo_model_threads(NULL, &g_k))      \
+    X(threads_null_output, "reparo_model_threads", "out_threads NULL", INV, "out_threads",                     \
+      reparo_model_threads(g_model, NULL))                                                                     \
     /* reparo_model_free */                                                                                    \
     X(model_free_null, "reparo_model_free", "NULL is a no-op", OK, NULL, model_free_null())                   \
     X(model_free_freed, "reparo_model_free", "double free is ignored", OK, NULL, model_free_freed())           \

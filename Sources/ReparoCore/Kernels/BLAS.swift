@@ -23,8 +23,8 @@ public enum BLAS {
     ) {
         // The split is fixed per machine (`reductionGroups` blocks), not per `threads`:
         // OpenBLAS may sum a block differently from the whole (its small-matrix kernel, other
-        // blockings), so a split that followed the thread setting would change results when a
-        // trainer changes it. With one thread the blocks simply run one after another.
+        // blockings), so a split that followed the thread setting would make results depend on
+        // the caller's context. With one thread the blocks simply run one after another.
         let pieces = Parallel.reductionGroups
         if !parallel || pieces <= 1 || m &* n &* k < 1 << 19 || max(m, n) < 32 {
             serialGemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,

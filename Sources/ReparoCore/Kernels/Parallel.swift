@@ -1,14 +1,11 @@
 import CVectorKernels
 import Foundation
-import Synchronization
 
-/// Engine compute threads, process-wide (atomic: a trainer may set it while another thread infers).
-private let engineThreads = Atomic<Int>(Parallel.cores)
-
-/// Work splitting over the engine's compute threads. Every parallel loop of the engine goes
-/// through here, GEMMs included (OpenBLAS itself runs single-threaded, see `BLAS`), so one pool
-/// of workers (`WorkerPool`) does all the work and no idle BLAS thread spins against it. Each index is
-/// processed exactly once and the split never changes results.
+/// Work splitting over the compute threads of the calling thread's `ExecutionContext`. Every
+/// parallel loop of the engine goes through here, GEMMs included (OpenBLAS itself runs
+/// single-threaded, see `BLAS`), so one pool of workers (`WorkerPool`) does all the work and no
+/// idle BLAS thread spins against it. Each index is processed exactly once and the split never
+/// changes results.
 public enum Parallel {
     /// CPUs this process may run on: its affinity mask (`taskset`, a container's cpuset) where
     /// known, at most the machine's active processors. The default thread count, and one more
@@ -19,15 +16,9 @@ public enum Parallel {
         return usable > 0 ? min(usable, active) : active
     }()
 
-    /// Threads used by `forEach` (set by the trainer's `threads` option; default `cores`).
-    public static var threads: Int {
-        get { engineThreads.load(ordering: .relaxed) }
-        set { engineThreads.store(max(1, min(newValue, 256)), ordering: .relaxed) }
-    }
-
     /// How many pieces work whose rounding depends on the split is cut into (conv weight-gradient
-    /// partial sums, GEMM blocks): fixed per machine, NOT per `threads`, so results do not
-    /// depend on the thread setting.
+    /// partial sums, GEMM blocks): fixed per machine, NOT per `ExecutionContext.threads`, so
+    /// results do not depend on the thread setting.
     public static let reductionGroups = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
 
     /// `forEach` when `parallel`, else the plain loop on the calling thread (for work that may
@@ -43,8 +34,9 @@ public enum Parallel {
     }
 
     /// Calls `body(context, i)` for i in 0..<count, in parallel when count × minimumWork is
-    /// large enough to pay for the dispatch (≈ 64k elements). Workers take contiguous index
-    /// ranges.
+    /// large enough to pay for the dispatch (≈ 64k elements), over the current context's
+    /// threads and pool (`ExecutionContext.current`). Workers take contiguous index ranges and
+    /// run them under the caller's context.
     ///
     /// `body` must capture nothing: what it needs comes in `context` (usually a tuple of
     /// pointers and sizes). A non-capturing closure has no context to allocate, and the pool
@@ -53,37 +45,46 @@ public enum Parallel {
     /// closure still works, for one heap allocation per call.
     @inline(__always)
     static func forEach<Context>(_ count: Int, minimumWork: Int, context: Context, _ body: @escaping (Context, Int) -> Void) {
-        let workers = min(threads, count)
+        let execution = ExecutionContext.currentPointer
+        let current = execution?.assumingMemoryBound(to: ExecutionContext.self).pointee ?? .standard
+        let workers = min(current.threads, count)
         if workers <= 1 || count.multipliedReportingOverflow(by: minimumWork).partialValue < 65_536 {
             for i in 0..<count { body(context, i) }
             return
         }
-        if run(on: WorkerPool.shared, count, workers: workers, context: context, body) { return }
-        // The pool is busy (a nested call, or another thread's job) or smaller than `threads`.
+        if run(on: current.pool, count, workers: workers, execution: execution, context: context, body) { return }
+        // The pool is busy (a nested call, or another thread's job) or smaller than the context's `threads`.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let start = count * worker / workers
             let end = count * (worker + 1) / workers
-            for i in start..<end { body(context, i) }
+            ExecutionContext.inherit(execution) {
+                for i in start..<end { body(context, i) }
+            }
         }
     }
 
     /// `body(context, i)` for i in 0..<count on `pool` (see `WorkerPool.run(_:workers:work:)`);
-    /// false if the pool refused the job. The job lives on this stack frame; its `invoke`
-    /// captures nothing once specialized for `Context`.
+    /// false if the pool refused the job. Each range runs under the execution context at
+    /// `execution` (the caller's, see `ExecutionContext.inherit`). The job lives on this stack
+    /// frame; its `invoke` captures nothing once specialized for `Context`.
     @inline(__always)
-    static func run<Context>(on pool: WorkerPool, _ count: Int, workers: Int, context: Context,
-                             _ body: @escaping (Context, Int) -> Void) -> Bool {
-        withUnsafePointer(to: ContextJob(context: context, body: body)) { pointer in
+    static func run<Context>(on pool: WorkerPool, _ count: Int, workers: Int, execution: UnsafeRawPointer? = nil,
+                             context: Context, _ body: @escaping (Context, Int) -> Void) -> Bool {
+        withUnsafePointer(to: ContextJob(execution: execution, context: context, body: body)) { pointer in
             pool.run(count, workers: workers, work: WorkerPool.Job(context: UnsafeRawPointer(pointer)) { raw, start, end in
                 let job = raw.assumingMemoryBound(to: ContextJob<Context>.self)
                 let body = job.pointee.body, context = job.pointee.context
-                for i in start..<end { body(context, i) }
+                ExecutionContext.inherit(job.pointee.execution) {
+                    for i in start..<end { body(context, i) }
+                }
             })
         }
     }
 
-    /// A parallel loop's context and body, on the calling thread's stack while the loop runs.
+    /// A parallel loop's execution context, context and body, on the calling thread's stack
+    /// while the loop runs.
     private struct ContextJob<Context> {
+        let execution: UnsafeRawPointer?
         let context: Context
         let body: (Context, Int) -> Void
     }

@@ -16,7 +16,8 @@ import Synchronization
 /// never deadlocks and concurrent models stay correct. So is a call in a child process forked
 /// after the pool started (its helpers were not copied), e.g. Python multiprocessing.
 final class WorkerPool: @unchecked Sendable {
-    /// Process-wide pool with one helper per usable core beyond the caller's (started on first use).
+    /// The pool every `ExecutionContext` uses unless given another: one helper per usable core
+    /// beyond the caller's (started on first use).
     static let shared = WorkerPool(helpers: min(Parallel.cores - 1, maximumHelpers))
     static let maximumHelpers = 255
 
@@ -63,7 +64,7 @@ final class WorkerPool: @unchecked Sendable {
         let invoke: (UnsafeRawPointer, Int, Int) -> Void
     }
 
-    /// A pool of its own (tests); the engine uses `shared`. The pool and its threads live as
+    /// A pool of its own (tests); the engine's contexts use `shared`. The pool and its threads live as
     /// long as the process. `startingThreads: false` (tests) makes a pool whose helpers never come.
     init(helpers: Int, startingThreads: Bool = true) {
         self.helpers = max(0, helpers)

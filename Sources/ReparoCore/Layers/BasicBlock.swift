@@ -29,9 +29,9 @@ public final class BasicBlock: Layer {
         let shortcutOutput: FloatBuffer
         let mainGradient: FloatBuffer?
         let shortcutGradient: FloatBuffer?
-        init(batch: Int, training: Bool, block: BasicBlock) throws {
-            main = try block.main.makeCache(batch: batch, training: training)
-            shortcut = try block.shortcut.makeCache(batch: batch, training: training)
+        init(batch: Int, training: Bool, options: WorkspaceOptions, block: BasicBlock) throws {
+            main = try block.main.makeCache(batch: batch, training: training, options: options)
+            shortcut = try block.shortcut.makeCache(batch: batch, training: training, options: options)
             let count = batch * block.outputShape.count
             mainOutput = try FloatBuffer(count: count)
             shortcutOutput = try FloatBuffer(count: count)
@@ -42,7 +42,11 @@ public final class BasicBlock: Layer {
     }
 
     public func makeCache(batch: Int, training: Bool) throws -> LayerCache {
-        try Cache(batch: batch, training: training, block: self)
+        try makeCache(batch: batch, training: training, options: WorkspaceOptions())
+    }
+
+    public func makeCache(batch: Int, training: Bool, options: WorkspaceOptions) throws -> LayerCache {
+        try Cache(batch: batch, training: training, options: options, block: self)
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool) {

@@ -17,13 +17,6 @@ public final class Conv2D: Layer {
     public let padding: Int
     public let weight: Parameter
     public let bias: Parameter?
-    /// Caps a tile's columns below `ConvolutionTiling.targetColumns` (tests use it to run the
-    /// multi-tile, multi-group paths on small inputs). Set before making caches.
-    var tileColumnLimit: Int?
-    /// Forces the padded-width path on (or off) where it applies (tests); nil = by plane width.
-    var paddedWidthOverride: Bool?
-    /// Forces the small-plane path on (or off) where it applies (tests); nil = by batch size.
-    var smallPlaneOverride: Bool?
 
     public convenience init(name: String, input: FeatureShape, outputChannels: Int, kernelSize: Int, stride: Int,
                             padding: Int, bias: Bool) throws {
@@ -56,9 +49,7 @@ public final class Conv2D: Layer {
     /// on the im2col paths; on the small-plane path the map T's Cout·P × Cin·Q per image (no
     /// products against padding: 4 of 9 taps on a 2×2 plane with a 3×3 kernel).
     func computedMultiplyAdds(batch: Int) -> Int {
-        guard SmallPlaneConvolution.applies(to: self, batch: batch, forced: smallPlaneOverride) else {
-            return batch * multiplyAdds
-        }
+        guard path(batch: batch) == .smallPlane else { return batch * multiplyAdds }
         return batch * outputShape.count * inputShape.count
     }
     /// A 1×1, stride-1, unpadded conv: one image's input [Cin, H·W] already is its column matrix.
@@ -71,13 +62,34 @@ public final class Conv2D: Layer {
                             outputWidth: outputShape.width)
     }
 
-    func tiling(batch: Int) -> ConvolutionTiling {
-        ConvolutionTiling(batch: batch, positions: outputShape.spatial, patch: patchSize, columnLimit: tileColumnLimit)
+    func tiling(batch: Int, columnLimit: Int? = nil) -> ConvolutionTiling {
+        ConvolutionTiling(batch: batch, positions: outputShape.spatial, patch: patchSize, columnLimit: columnLimit)
+    }
+
+    /// The three ways a workspace computes this conv.
+    enum Path: Equatable {
+        /// im2col + GEMM, tile by tile (`ColumnsWorkspace`).
+        case columns
+        /// Stride-1 same convs on wide planes, no column matrix (`PaddedWidthConvolution`).
+        case paddedWidth
+        /// Planes of a few positions: one dense map per batch (`SmallPlaneConvolution`).
+        case smallPlane
+    }
+
+    /// The path a workspace of `batch` images takes: small plane, else padded width, each where
+    /// it applies and pays (by batch size, by plane width). Tests force either on or off
+    /// (`smallPlane`, `paddedWidth`; still only where it applies).
+    func path(batch: Int, smallPlane: Bool? = nil, paddedWidth: Bool? = nil) -> Path {
+        if SmallPlaneConvolution.applies(to: self, batch: batch, forced: smallPlane) { return .smallPlane }
+        if PaddedWidthConvolution.applies(to: self, forced: paddedWidth) { return .paddedWidth }
+        return .columns
     }
 
     /// Workspaces of the padded-width path (`PaddedWidthConvolution`), per group except the
     /// offset tables and the rotated weight, which all groups read.
     final class PaddedWidthWorkspace {
+        let tiling: ConvolutionTiling
+        let partials: [FloatBuffer]         // groups 1..<G: their dW [Cout·K] then db [Cout]
         let plan: PaddedWidthConvolution
         let forwardOffsets: UnsafeMutableBufferPointer<Int>   // taps (ci, u, v) in padded input planes
         let backwardOffsets: UnsafeMutableBufferPointer<Int>  // taps (co, u, v) in padded gradient planes
@@ -85,7 +97,14 @@ public final class Conv2D: Layer {
         let paddedGradients: [FloatBuffer]  // dỹ of a tile's images [n, Cout] planes, borders zero
         let staging: [FloatBuffer]          // [max(Cout, Cin), columns]: a padded-width result
         let rotatedWeight: FloatBuffer      // W̃ [Cin, Cout·k·k]
-        init(plan: PaddedWidthConvolution, groups: Int, imagesPerTile: Int, training: Bool) throws {
+        init(conv: Conv2D, tiling: ConvolutionTiling, training: Bool) throws {
+            let plan = PaddedWidthConvolution(inputChannels: conv.inputShape.channels,
+                                              outputChannels: conv.outputShape.channels,
+                                              height: conv.outputShape.height, width: conv.outputShape.width,
+                                              kernelSize: conv.kernelSize)
+            let groups = tiling.groups, imagesPerTile = tiling.imagesPerTile
+            self.tiling = tiling
+            partials = try conv.partials(tiling: tiling, training: training)
             self.plan = plan
             // Allocated here, read by the kernels through their base pointers (tiny: K entries).
             forwardOffsets = .allocate(capacity: plan.patchSize)
@@ -123,60 +142,29 @@ public final class Conv2D: Layer {
         }
     }
 
-    /// Per-group workspaces, sized for one tile: a group's tiles run one after another on one worker.
-    final class Cache: LayerCache {
+    /// The im2col path's per-group workspaces, sized for one tile: a group's tiles run one
+    /// after another on one worker.
+    final class ColumnsWorkspace {
         let tiling: ConvolutionTiling
+        let partials: [FloatBuffer]         // groups 1..<G: their dW [Cout·K] then db [Cout]
         let columns: [FloatBuffer]          // [K, T]: the tile's im2col
         let staging: [FloatBuffer]          // [Cout, T]: output (forward) or output gradient (backward)
         let columnGradients: [FloatBuffer]  // [K, T]: Wᵀ · dYᵀ before col2im
-        let partials: [FloatBuffer]         // groups 1..<G: their dW [Cout·K] then db [Cout]
-        let paddedWidth: PaddedWidthWorkspace?  // instead of the three above, where that path applies
-        let smallPlane: SmallPlaneWorkspace?    // instead of all of the above, where that path applies
         /// One-image tiles forward as Yᵀ = colsᵀ · Wᵀ (`forwardTransposed`), with per-group
         /// colsᵀ [P, K] and Yᵀ [P, Cout].
         let forwardsTransposed: Bool
         let transposedColumns: [FloatBuffer]
         let transposedOutput: [FloatBuffer]
-        init(conv: Conv2D, batch: Int, training: Bool) throws {
-            let tiling = conv.tiling(batch: batch)
-            let partialCount = conv.weight.count + conv.outputShape.channels
+        init(conv: Conv2D, tiling: ConvolutionTiling, training: Bool) throws {
             let groups = 0..<tiling.groups
             self.tiling = tiling
-            if SmallPlaneConvolution.applies(to: conv, batch: batch, forced: conv.smallPlaneOverride) {
-                smallPlane = try SmallPlaneWorkspace(plan: SmallPlaneConvolution(conv: conv), training: training)
-                forwardsTransposed = false
-                transposedColumns = []
-                transposedOutput = []
-                partials = []
-                paddedWidth = nil
-                columns = []
-                staging = []
-                columnGradients = []
-                super.init(batch: batch, training: training)
-                return
-            }
-            smallPlane = nil
+            partials = try conv.partials(tiling: tiling, training: training)
             let transposed = tiling.imagesPerTile == 1 && conv.forwardsTransposed
             forwardsTransposed = transposed
             transposedColumns = try groups.map { _ in
                 try FloatBuffer(count: transposed ? conv.outputShape.spatial * conv.patchSize : 0)
             }
             transposedOutput = try groups.map { _ in try FloatBuffer(count: transposed ? conv.outputShape.count : 0) }
-            partials = try groups.dropFirst().map { _ in try FloatBuffer(count: training ? partialCount : 0) }
-            if PaddedWidthConvolution.applies(to: conv, forced: conv.paddedWidthOverride) {
-                let plan = PaddedWidthConvolution(inputChannels: conv.inputShape.channels,
-                                                  outputChannels: conv.outputShape.channels,
-                                                  height: conv.outputShape.height, width: conv.outputShape.width,
-                                                  kernelSize: conv.kernelSize)
-                paddedWidth = try PaddedWidthWorkspace(plan: plan, groups: tiling.groups,
-                                                       imagesPerTile: tiling.imagesPerTile, training: training)
-                columns = []
-                staging = []
-                columnGradients = []
-                super.init(batch: batch, training: training)
-                return
-            }
-            paddedWidth = nil
             let tileColumns = tiling.imagesPerTile * conv.outputShape.spatial
             // One-image tiles write straight into y / read straight from dy; a pointwise conv's
             // one-image columns are x itself.
@@ -186,12 +174,57 @@ public final class Conv2D: Layer {
             columns = try groups.map { _ in try FloatBuffer(count: columnCount) }
             staging = try groups.map { _ in try FloatBuffer(count: stagingCount) }
             columnGradients = try groups.map { _ in try FloatBuffer(count: training ? columnCount : 0) }
+        }
+    }
+
+    /// Training only: the partial weight and bias gradients of groups 1..<G (group 0 adds
+    /// straight into the parameters' gradients).
+    func partials(tiling: ConvolutionTiling, training: Bool) throws -> [FloatBuffer] {
+        let count = weight.count + outputShape.channels
+        return try (1..<max(tiling.groups, 1)).map { _ in try FloatBuffer(count: training ? count : 0) }
+    }
+
+    /// A conv's workspace: the one of the path it takes (`Path`).
+    final class Cache: LayerCache {
+        enum Workspace {
+            case columns(ColumnsWorkspace)
+            case paddedWidth(PaddedWidthWorkspace)
+            case smallPlane(SmallPlaneWorkspace)
+        }
+        let workspace: Workspace
+
+        init(conv: Conv2D, batch: Int, training: Bool, path: Path, tileColumnLimit: Int?) throws {
+            switch path {
+            case .smallPlane:
+                workspace = .smallPlane(try SmallPlaneWorkspace(plan: SmallPlaneConvolution(conv: conv), training: training))
+            case .paddedWidth:
+                let tiling = conv.tiling(batch: batch, columnLimit: tileColumnLimit)
+                workspace = .paddedWidth(try PaddedWidthWorkspace(conv: conv, tiling: tiling, training: training))
+            case .columns:
+                let tiling = conv.tiling(batch: batch, columnLimit: tileColumnLimit)
+                workspace = .columns(try ColumnsWorkspace(conv: conv, tiling: tiling, training: training))
+            }
             super.init(batch: batch, training: training)
+        }
+
+        var path: Path {
+            switch workspace {
+            case .columns: .columns
+            case .paddedWidth: .paddedWidth
+            case .smallPlane: .smallPlane
+            }
         }
     }
 
     public func makeCache(batch: Int, training: Bool) throws -> LayerCache {
-        try Cache(conv: self, batch: batch, training: training)
+        try makeCache(batch: batch, training: training, path: path(batch: batch))
+    }
+
+    /// The workspace of `path` (tests force one, see `path(batch:smallPlane:paddedWidth:)`,
+    /// and may cap a tile's columns below `ConvolutionTiling.targetColumns` to run the
+    /// multi-tile, multi-group code on small inputs).
+    func makeCache(batch: Int, training: Bool, path: Path, tileColumnLimit: Int? = nil) throws -> Cache {
+        try Cache(conv: self, batch: batch, training: training, path: path, tileColumnLimit: tileColumnLimit)
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool) {
@@ -203,19 +236,17 @@ public final class Conv2D: Layer {
     /// (still in cache), for an inference that skips the ReLU layer after this conv.
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: Cache, weight w: UnsafePointer<Float>,
                  rectify: Bool = false) {
-        if let workspace = cache.smallPlane {
+        switch cache.workspace {
+        case .smallPlane(let workspace):
             workspace.plan.forward(x, y, batch: cache.batch, weight: w, bias: bias.map { UnsafePointer($0.value.pointer) },
                                    matrix: workspace.matrix.pointer)
             if rectify { Vector.relu(y, y, count: cache.batch * outputShape.count) }
-            return
-        }
-        let tiling = cache.tiling
-        let inside = tiling.groups == 1
-        if let workspace = cache.paddedWidth {
+        case .paddedWidth(let workspace):
             let biasPointer = bias.map { UnsafePointer($0.value.pointer) }
-            tiling.runGroups(context: (conv: self, workspace: workspace, tiling: tiling, x: x, y: y, w: w, bias: biasPointer,
-                                       rectify: rectify, inside: inside)) { c, group in
-                let tiling = c.tiling, input = c.conv.inputShape.count, output = c.conv.outputShape.count
+            let tiling = workspace.tiling
+            tiling.runGroups(context: (conv: self, workspace: workspace, x: x, y: y, w: w, bias: biasPointer,
+                                       rectify: rectify, inside: tiling.groups == 1)) { c, group in
+                let tiling = c.workspace.tiling, input = c.conv.inputShape.count, output = c.conv.outputShape.count
                 for tile in tiling.tiles(ofGroup: group) {
                     for n in tiling.images(ofTile: tile) {
                         let image = c.y + n * output
@@ -227,40 +258,44 @@ public final class Conv2D: Layer {
                     }
                 }
             }
-            return
-        }
-        tiling.runGroups(context: (conv: self, cache: cache, x: x, y: y, w: w, rectify: rectify, inside: inside)) { c, group in
-            let tiling = c.cache.tiling, output = c.conv.outputShape.count
-            for tile in tiling.tiles(ofGroup: group) {
-                let images = tiling.images(ofTile: tile)
-                c.conv.forwardTile(c.x, c.y, images: images, cache: c.cache, group: group, weight: c.w, parallel: c.inside)
-                if c.rectify {
-                    let first = c.y + images.lowerBound * output
-                    Vector.relu(first, first, count: images.count * output)
+        case .columns(let workspace):
+            let tiling = workspace.tiling
+            tiling.runGroups(context: (conv: self, workspace: workspace, x: x, y: y, w: w, rectify: rectify,
+                                       inside: tiling.groups == 1)) { c, group in
+                let tiling = c.workspace.tiling, output = c.conv.outputShape.count
+                for tile in tiling.tiles(ofGroup: group) {
+                    let images = tiling.images(ofTile: tile)
+                    c.conv.forwardTile(c.x, c.y, images: images, workspace: c.workspace, group: group, weight: c.w,
+                                       parallel: c.inside)
+                    if c.rectify {
+                        let first = c.y + images.lowerBound * output
+                        Vector.relu(first, first, count: images.count * output)
+                    }
                 }
             }
         }
     }
 
     /// The columns of `images`: x itself for a one-image pointwise conv, else im2col into the group's buffer.
-    private func unfold(_ x: UnsafePointer<Float>, images: Range<Int>, cache: Cache, group: Int,
+    private func unfold(_ x: UnsafePointer<Float>, images: Range<Int>, workspace: ColumnsWorkspace, group: Int,
                         parallel: Bool) -> UnsafePointer<Float> {
         if isPointwise && images.count == 1 { return x + images.lowerBound * inputShape.count }
-        let columns = cache.columns[group].pointer
-        im2col(x, geometry(batch: cache.batch), images: images, columns, parallel: parallel)
+        let columns = workspace.columns[group].pointer
+        im2col(x, geometry(batch: workspace.tiling.batch), images: images, columns, parallel: parallel)
         return UnsafePointer(columns)
     }
 
     private func forwardTile(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, images: Range<Int>,
-                             cache: Cache, group: Int, weight w: UnsafePointer<Float>, parallel: Bool) {
+                             workspace: ColumnsWorkspace, group: Int, weight w: UnsafePointer<Float>, parallel: Bool) {
         let cout = outputShape.channels
         let positions = outputShape.spatial
         let columns = images.count * positions
-        let patches = unfold(x, images: images, cache: cache, group: group, parallel: parallel)
+        let patches = unfold(x, images: images, workspace: workspace, group: group, parallel: parallel)
         let biasPointer = bias?.value.pointer
-        if images.count == 1, cache.forwardsTransposed {
+        if images.count == 1, workspace.forwardsTransposed {
             forwardTransposed(patches, y + images.lowerBound * outputShape.count, weight: w, bias: biasPointer,
-                              columns: cache.transposedColumns[group].pointer, output: cache.transposedOutput[group].pointer,
+                              columns: workspace.transposedColumns[group].pointer,
+                              output: workspace.transposedOutput[group].pointer,
                               parallel: parallel)
             return
         }
@@ -274,7 +309,7 @@ public final class Conv2D: Layer {
             }
             return
         }
-        let staged = cache.staging[group].pointer
+        let staged = workspace.staging[group].pointer
         BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: columns, k: patchSize, a: w, lda: patchSize,
                   b: patches, ldb: columns, beta: 0, c: staged, ldc: columns, parallel: parallel)
         // [Cout, n, P] → [n, Cout, P], adding the bias on the way.
@@ -325,37 +360,45 @@ public final class Conv2D: Layer {
     func backward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
                   cache: Cache, weight w: UnsafePointer<Float>, weightGradient: UnsafeMutablePointer<Float>?) {
         let biasGradient = bias?.gradient?.pointer
-        if let workspace = cache.smallPlane {
+        let tiling: ConvolutionTiling, partials: [FloatBuffer]
+        switch cache.workspace {
+        case .smallPlane(let workspace):
             workspace.plan.backward(x, dy, dx, batch: cache.batch, matrix: workspace.matrix.pointer,
                                     matrixGradient: workspace.matrixGradient.pointer, weightGradient: weightGradient,
                                     biasGradient: biasGradient)
             return
+        case .paddedWidth(let workspace):
+            if dx != nil { workspace.plan.rotate(w, into: workspace.rotatedWeight.pointer) }
+            (tiling, partials) = (workspace.tiling, workspace.partials)
+        case .columns(let workspace):
+            (tiling, partials) = (workspace.tiling, workspace.partials)
         }
-        let tiling = cache.tiling
-        let inside = tiling.groups == 1
         let weightCount = weight.count
-        if dx != nil, let workspace = cache.paddedWidth { workspace.plan.rotate(w, into: workspace.rotatedWeight.pointer) }
-        tiling.runGroups(context: (conv: self, cache: cache, x: x, dy: dy, dx: dx, w: w, weightGradient: weightGradient,
-                                   biasGradient: biasGradient, weightCount: weightCount, inside: inside)) { c, group in
-            let cache = c.cache, tiling = c.cache.tiling
+        tiling.runGroups(context: (conv: self, workspace: cache.workspace, tiling: tiling, partials: partials, x: x, dy: dy,
+                                   dx: dx, w: w, weightGradient: weightGradient, biasGradient: biasGradient,
+                                   weightCount: weightCount, inside: tiling.groups == 1)) { c, group in
+            let tiling = c.tiling
             var dW = c.weightGradient, db = c.biasGradient
             if group > 0 {
-                let partial = cache.partials[group - 1].pointer
-                partial.update(repeating: 0, count: cache.partials[group - 1].count)
+                let partial = c.partials[group - 1].pointer
+                partial.update(repeating: 0, count: c.partials[group - 1].count)
                 dW = c.weightGradient == nil ? nil : partial
                 db = c.biasGradient == nil ? nil : partial + c.weightCount
             }
             for tile in tiling.tiles(ofGroup: group) {
-                if let workspace = cache.paddedWidth {
+                switch c.workspace {
+                case .paddedWidth(let workspace):
                     c.conv.backwardPaddedWidth(c.x, c.dy, c.dx, images: tiling.images(ofTile: tile), workspace: workspace,
                                                group: group, weightGradient: dW, biasGradient: db, parallel: c.inside)
-                } else {
-                    c.conv.backwardTile(c.x, c.dy, c.dx, images: tiling.images(ofTile: tile), cache: cache, group: group,
-                                        weight: c.w, weightGradient: dW, biasGradient: db, parallel: c.inside)
+                case .columns(let workspace):
+                    c.conv.backwardTile(c.x, c.dy, c.dx, images: tiling.images(ofTile: tile), workspace: workspace,
+                                        group: group, weight: c.w, weightGradient: dW, biasGradient: db, parallel: c.inside)
+                case .smallPlane:
+                    break   // returned above
                 }
             }
         }
-        for partial in cache.partials {
+        for partial in partials {
             if let weightGradient { Vector.add(partial.pointer, into: weightGradient, count: weightCount) }
             if let biasGradient { Vector.add(partial.pointer + weightCount, into: biasGradient, count: outputShape.channels) }
         }
@@ -393,7 +436,7 @@ public final class Conv2D: Layer {
     }
 
     private func backwardTile(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
-                              images: Range<Int>, cache: Cache, group: Int, weight w: UnsafePointer<Float>,
+                              images: Range<Int>, workspace: ColumnsWorkspace, group: Int, weight w: UnsafePointer<Float>,
                               weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?,
                               parallel: Bool) {
         let cout = outputShape.channels
@@ -404,7 +447,7 @@ public final class Conv2D: Layer {
         if images.count == 1 {
             gradientT = dy + images.lowerBound * outputShape.count
         } else {
-            let staged = cache.staging[group].pointer
+            let staged = workspace.staging[group].pointer
             for (i, n) in images.enumerated() {
                 for c in 0..<cout {
                     (staged + c * columns + i * positions).update(from: dy + (n * cout + c) * positions, count: positions)
@@ -413,7 +456,7 @@ public final class Conv2D: Layer {
             gradientT = UnsafePointer(staged)
         }
         if let weightGradient {
-            let patches = unfold(x, images: images, cache: cache, group: group, parallel: parallel)
+            let patches = unfold(x, images: images, workspace: workspace, group: group, parallel: parallel)
             BLAS.gemm(transposeA: false, transposeB: true, m: cout, n: patchSize, k: columns,
                       a: gradientT, lda: columns, b: patches, ldb: columns,
                       beta: 1, c: weightGradient, ldc: patchSize, parallel: parallel)
@@ -428,10 +471,10 @@ public final class Conv2D: Layer {
                       beta: 0, c: dx + images.lowerBound * inputShape.count, ldc: positions, parallel: parallel)
             return
         }
-        let columnGradient = cache.columnGradients[group].pointer
+        let columnGradient = workspace.columnGradients[group].pointer
         BLAS.gemm(transposeA: true, transposeB: false, m: patchSize, n: columns, k: cout,
                   a: w, lda: patchSize, b: gradientT, ldb: columns, beta: 0, c: columnGradient, ldc: columns,
                   parallel: parallel)
-        col2im(columnGradient, geometry(batch: cache.batch), images: images, dx, parallel: parallel)
+        col2im(columnGradient, geometry(batch: workspace.tiling.batch), images: images, dx, parallel: parallel)
     }
 }

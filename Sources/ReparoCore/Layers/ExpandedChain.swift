@@ -12,7 +12,9 @@
 ///   grouped around G = F₂·F₁ and E = dW·F₀ᵀ (both [Cout, h₁, taps]) so that F₁ and its
 ///   gradient are only ever read and written in their own layout: the tap permutes touch
 ///   Cout-sized tensors, not the r²-times larger middle factor.
-/// `.automatic` picks, per layer and batch size, the mode with fewer multiply-adds.
+/// `.automatic` picks, per layer and batch size, the mode with fewer multiply-adds. The mode is
+/// the workspace owner's choice (`WorkspaceOptions.chainMode`: a trainer's `chain_mode`), made
+/// when its training workspace is made; nothing is written on the chain.
 /// Inference (eval-mode caches) always runs the chain: it is read-only and thread-safe.
 public final class ExpandedChain: Layer {
     public enum TrainingMode: String, Sendable, CaseIterable {
@@ -24,8 +26,6 @@ public final class ExpandedChain: Layer {
     public let inputShape: FeatureShape
     public let factors: [Layer]
     let path: Sequential
-    /// Set by the trainer that owns the model.
-    public var trainingMode: TrainingMode = .automatic
 
     // Chain geometry: W [Cout, Cin·taps] = F₂ [Cout, h₂] · F₁ [h₂, h₁, taps] · F₀ [h₁, Cin].
     let inputs: Int, hiddenIn: Int, hiddenOut: Int, outputs: Int, taps: Int
@@ -79,9 +79,10 @@ public final class ExpandedChain: Layer {
         return (naive, compact + collapse)
     }
 
-    func resolvedMode(batch: Int) -> TrainingMode {
-        switch trainingMode {
-        case .naive, .online: return trainingMode
+    /// The mode a training workspace of `batch` samples runs when `mode` is asked for.
+    func resolvedMode(_ mode: TrainingMode, batch: Int) -> TrainingMode {
+        switch mode {
+        case .naive, .online: return mode
         case .automatic:
             let cost = trainingCost(batch: batch)
             return cost.online <= cost.naive ? .online : .naive
@@ -108,8 +109,14 @@ public final class ExpandedChain: Layer {
     }
 
     public func makeCache(batch: Int, training: Bool) throws -> LayerCache {
-        if training && resolvedMode(batch: batch) == .online { return try OnlineCache(batch: batch, chain: self) }
-        return try path.makeCache(batch: batch, training: training)
+        try makeCache(batch: batch, training: training, options: WorkspaceOptions())
+    }
+
+    public func makeCache(batch: Int, training: Bool, options: WorkspaceOptions) throws -> LayerCache {
+        if training && resolvedMode(options.chainMode, batch: batch) == .online {
+            return try OnlineCache(batch: batch, chain: self)
+        }
+        return try path.makeCache(batch: batch, training: training, options: options)
     }
 
     /// W[co, c, t] = Σᵢ G[co, i, t] · F₀[i, c] with G = F₂·F₁ (F₁ read as [h₂, h₁·taps], its

@@ -17,6 +17,10 @@ public protocol Layer: AnyObject {
     /// Workspace for batches of exactly `batch` samples. `training` adds what backward needs.
     func makeCache(batch: Int, training: Bool) throws -> LayerCache
 
+    /// The same with choices made by the workspace's owner (`WorkspaceOptions`), which a layer
+    /// holding other layers passes down to theirs.
+    func makeCache(batch: Int, training: Bool, options: WorkspaceOptions) throws -> LayerCache
+
     /// y = f(x). Training mode uses batch statistics and updates running statistics.
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool)
 

@@ -21,13 +21,12 @@ public final class Sequential: Layer {
         let caches: [LayerCache]
         let outputs: [FloatBuffer]     // outputs of layers 0..<last
         let gradients: [FloatBuffer]   // ∂L/∂outputs, training only
-        /// Eval-mode forward applies each ReLU that follows a Conv2D inside the conv, on its
-        /// output while it is still in cache, and skips the ReLU layer: the conv's own output
-        /// buffer is then left unwritten. Set only for `Model.infer`'s workspaces, which no one
-        /// reads intermediate outputs from (a trainer's teacher forward does).
-        var fusesRectifiers = false
-        init(batch: Int, training: Bool, layers: [Layer]) throws {
-            caches = try layers.map { try $0.makeCache(batch: batch, training: training) }
+        /// Eval-mode forward applies each ReLU that follows a Conv2D inside the conv
+        /// (`WorkspaceOptions.fusesRectifiers`).
+        let fusesRectifiers: Bool
+        init(batch: Int, training: Bool, options: WorkspaceOptions, layers: [Layer]) throws {
+            caches = try layers.map { try $0.makeCache(batch: batch, training: training, options: options) }
+            fusesRectifiers = options.fusesRectifiers && !training
             let inner = layers.dropLast()
             outputs = try inner.map { try FloatBuffer(count: batch * $0.outputShape.count) }
             gradients = training ? try inner.map { try FloatBuffer(count: batch * $0.outputShape.count) } : []
@@ -36,7 +35,11 @@ public final class Sequential: Layer {
     }
 
     public func makeCache(batch: Int, training: Bool) throws -> LayerCache {
-        try Cache(batch: batch, training: training, layers: layers)
+        try makeCache(batch: batch, training: training, options: WorkspaceOptions())
+    }
+
+    public func makeCache(batch: Int, training: Bool, options: WorkspaceOptions) throws -> LayerCache {
+        try Cache(batch: batch, training: training, options: options, layers: layers)
     }
 
     /// Output of layer `index` after a forward pass on `cache` (not for the last layer).

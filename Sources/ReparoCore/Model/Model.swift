@@ -1,11 +1,15 @@
 import Foundation
+import Synchronization
 
 /// A network and its resolved spec. The structure is immutable; weights change only through
 /// a `Trainer`. Method steps (prune, expand, collapse) return new models. Inference is
-/// thread-safe: each call borrows its own workspace from a small pool.
+/// thread-safe: each call borrows its own workspace from a small pool, and runs on the model's
+/// own inference threads (`threads`).
 public final class Model {
     public let spec: ModelSpec
     public let network: Sequential
+    /// The `threads` setting (0 = every core).
+    private let inferenceThreads = Atomic<Int>(0)
     private let poolLock = NSLock()
     /// Inference workspaces not in use (each knows its batch size), at most `maximumIdleCaches`.
     /// A flat array, searched linearly: borrowing and returning one then allocates nothing
@@ -62,17 +66,32 @@ public final class Model {
         try parameters.map { NamedTensor(name: $0.name, shape: $0.shape, values: try $0.value.copy()) }
     }
 
+    /// A deep copy, with this model's inference `threads`.
     public func clone() throws -> Model {
-        try Model(spec: spec, tensors: snapshot())
+        let copy = try Model(spec: spec, tensors: snapshot())
+        copy.threads = threads
+        return copy
     }
 
     // MARK: Inference
+
+    /// Compute threads of this model's inference (`infer`, `evaluate`): 0 (the default) = every
+    /// core the process may use (`Parallel.cores`), else at most `ExecutionContext.maximumThreads`.
+    /// Set it from any thread at any time (atomic): a call already running keeps the count it
+    /// started with. Only this model's inference reads it; a trainer has its own
+    /// (`TrainerOptions.threads`), and results never depend on it.
+    public var threads: Int {
+        get { inferenceThreads.load(ordering: .relaxed) }
+        set { inferenceThreads.store(max(0, min(newValue, ExecutionContext.maximumThreads)), ordering: .relaxed) }
+    }
 
     /// Eval-mode logits `[batch, classes]` for images `[batch, C, H, W]`.
     public func infer(_ images: UnsafePointer<Float>, batch: Int, logits: UnsafeMutablePointer<Float>) throws {
         guard batch >= 1 else { throw ReparoError.invalidArgument("batch must be at least 1, got \(batch)") }
         let cache = try borrowCache(batch: batch)
-        network.forward(images, logits, cache: cache, training: false)
+        ExecutionContext(threads: threads).run {
+            network.forward(images, logits, cache: cache, training: false)
+        }
         returnCache(cache)
     }
 
@@ -121,11 +140,9 @@ public final class Model {
     }
 
     /// An eval-mode workspace for `infer`, which reads only the logits: each conv may apply
-    /// the ReLU that follows it (`Sequential.Cache.fusesRectifiers`).
+    /// the ReLU that follows it (`WorkspaceOptions.fusesRectifiers`).
     private func makeInferenceCache(batch: Int) throws -> LayerCache {
-        let cache = try network.makeCache(batch: batch, training: false)
-        (cache as? Sequential.Cache)?.fusesRectifiers = true
-        return cache
+        try network.makeCache(batch: batch, training: false, options: WorkspaceOptions(fusesRectifiers: true))
     }
 
     private func returnCache(_ cache: LayerCache) {

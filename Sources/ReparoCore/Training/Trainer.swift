@@ -3,6 +3,11 @@ import Foundation
 /// SGD fine-tuning of a student model, with optional similarity-preserving distillation
 /// from a frozen teacher. Updates the student in place. One thread at a time.
 ///
+/// Its compute threads are its own (`execution`, from the `threads` option): each step runs
+/// under them, the teacher's forward included; creating a trainer changes no other object's
+/// threads, and the chain mode lives in the trainer's workspaces (`WorkspaceOptions`), not on
+/// the student, so two trainers of one model or of one teacher do not interfere.
+///
 /// A step either completes or changes nothing: a non-finite loss or gradient restores the
 /// BatchNorm running statistics the forward pass updated and throws `.numeric` before any
 /// weight or momentum is touched.
@@ -17,6 +22,8 @@ public final class Trainer {
     public static let maximumStep = 1 << 53
     /// Effective SP-KD weight (the option, or its default when a teacher is given).
     public let kdWeight: Double
+    /// The threads and worker pool every step runs on (the `threads` option; 0 = every core).
+    public let execution: ExecutionContext
     let pairs: [DistillationPair]
 
     private let trainable: [Parameter]
@@ -61,7 +68,8 @@ public final class Trainer {
 
         init(batch: Int, trainer: Trainer) throws {
             self.batch = batch
-            studentCache = try trainer.student.network.makeCache(batch: batch, training: true)
+            studentCache = try trainer.student.network.makeCache(batch: batch, training: true,
+                                                                 options: WorkspaceOptions(chainMode: trainer.options.chainMode))
             let distilling = !trainer.pairs.isEmpty
             teacherCache = distilling ? try trainer.teacher?.network.makeCache(batch: batch, training: false) : nil
             let augmenting = trainer.options.cropPadding > 0 || trainer.options.flip
@@ -95,7 +103,6 @@ public final class Trainer {
         } else {
             pairs = []
         }
-        for chain in Trainer.chains(in: student.network) { chain.trainingMode = options.chainMode }
         trainable = student.parameters.filter { $0.kind.isTrainable }
         momentumBuffers = try trainable.map { try FloatBuffer(count: $0.count) }
         var chunks: [(parameter: Int, range: Range<Int>)] = []
@@ -110,8 +117,7 @@ public final class Trainer {
         runningStatistics = student.parameters.filter { !$0.kind.isTrainable }
         runningBackup = try runningStatistics.map { try FloatBuffer(count: $0.count) }
         generator = SeededGenerator(seed: options.seed)
-        let threads = options.threads > 0 ? options.threads : Parallel.cores
-        Parallel.threads = threads   // process-wide (atomic); OpenBLAS itself stays single-threaded
+        execution = ExecutionContext(threads: options.threads)   // OpenBLAS itself stays single-threaded
     }
 
     deinit { chunkFinite.deallocate() }
@@ -157,9 +163,14 @@ public final class Trainer {
         public var step: Int
     }
 
-    /// One SGD step on `batch` images `[batch, C, H, W]` with labels in 0..<classes.
+    /// One SGD step on `batch` images `[batch, C, H, W]` with labels in 0..<classes, on this
+    /// trainer's threads (`execution`).
     @discardableResult
     public func step(images: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int) throws -> StepResult {
+        try execution.run { try takeStep(images: images, labels: labels, batch: batch) }
+    }
+
+    private func takeStep(images: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int) throws -> StepResult {
         guard batch >= 1 else { throw ReparoError.invalidArgument("batch must be at least 1, got \(batch)") }
         guard step < Trainer.maximumStep else {
             throw ReparoError.state("the trainer has taken \(step) steps, the most it can count; create a new trainer")

@@ -328,10 +328,8 @@ func layerTimes(model: Model, input: FloatBuffer, mode: String, settings: Settin
     -> (layers: [(forward: Double, backward: Double)], roundTotals: [Double]) {
     let batch = settings.batch
     let layers = model.network.layers
-    for chain in chains(model) {
-        chain.trainingMode = ExpandedChain.TrainingMode(rawValue: mode) ?? .automatic
-    }
-    let caches = try layers.map { try $0.makeCache(batch: batch, training: true) }
+    let options = WorkspaceOptions(chainMode: ExpandedChain.TrainingMode(rawValue: mode) ?? .automatic)
+    let caches = try layers.map { try $0.makeCache(batch: batch, training: true, options: options) }
     let outputs = try layers.map { try FloatBuffer(count: batch * $0.outputShape.count) }
     let gradients = try layers.map { try FloatBuffer(count: batch * $0.outputShape.count) }
     var forwardTimes = [[Double]](repeating: [], count: layers.count)
@@ -480,6 +478,7 @@ func inferBench(dense: Model, pruned: Model, settings: Settings) throws -> (mark
             fillRandom(images.pointer, count: images.count, seed: 21)
             let logits = try FloatBuffer(count: batch * model.classes)
             let engineBase = FloatBuffer.allocated
+            model.threads = settings.threads
             let sample = try measure(warmup: 3, repetitions: max(settings.repetitions, 10)) {
                 try model.infer(images.pointer, batch: batch, logits: logits.pointer)
             }
@@ -541,7 +540,6 @@ func inferenceLayerProfile(model: Model, label: String, batch: Int, settings: Se
 // MARK: main
 
 let settings = Settings.parse(Array(CommandLine.arguments.dropFirst()))
-Parallel.threads = settings.threads
 let coreName = openblas_get_corename().map { String(cString: $0) } ?? "?"
 let config = openblas_get_config().map { String(cString: $0) } ?? "?"
 let environment = ProcessInfo.processInfo.environment
@@ -560,7 +558,9 @@ do {
     /// Runs a section and reports how much of the CPU other processes took meanwhile.
     func section(_ key: String, _ body: () throws -> Any) rethrows {
         let load = ForeignLoad()
-        let value = try body()
+        // Layers called directly run on the bench's threads; models and trainers on their own
+        // (set to the same count).
+        let value = try ExecutionContext(threads: settings.threads).run { try body() }
         let share = load.share
         results[key] = ["results": value, "foreign_cpu_share": share]
         print("Peak resident memory of the process so far: \(format(peakResidentMiB(), 0)) MiB.")

@@ -120,6 +120,8 @@ FUNCTIONS: Dict[str, Tuple[List[Any], Any]] = {
         [reparo_model_p, POINTER(c_int32), POINTER(c_int32), POINTER(c_int32), POINTER(c_int32)],
         reparo_status,
     ),
+    "reparo_model_set_threads": ([reparo_model_p, c_int32], reparo_status),
+    "reparo_model_threads": ([reparo_model_p, POINTER(c_int32)], reparo_status),
     "reparo_model_free": ([reparo_model_p], None),
     # Inference and evaluation
     "reparo_infer": ([reparo_model_p, POINTER(c_float), c_int32, POINTER(c_float), c_size_t], reparo_status),
@@ -205,6 +207,8 @@ reparo_model_clone = _function("reparo_model_clone")
 reparo_model_describe = _function("reparo_model_describe")
 reparo_spec_resolve = _function("reparo_spec_resolve")
 reparo_model_shape = _function("reparo_model_shape")
+reparo_model_set_threads = _function("reparo_model_set_threads")
+reparo_model_threads = _function("reparo_model_threads")
 reparo_model_free = _function("reparo_model_free")
 reparo_infer = _function("reparo_infer")
 reparo_evaluate = _function("reparo_evaluate")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import operator
 import os
 import weakref
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
@@ -190,6 +191,22 @@ class Model:
     def classes(self) -> int:
         """Number of output classes."""
         return self._classes
+
+    @property
+    def threads(self) -> int:
+        """Compute threads of this model's inference (0 = every core the process may use).
+        Only this model's :meth:`infer` and :meth:`evaluate` use it (a trainer has its own
+        ``threads`` option); results do not depend on it. May be set while other threads infer."""
+        value = ctypes.c_int32()
+        check(_lib.reparo_model_threads(self.handle, ctypes.byref(value)))
+        return int(value.value)
+
+    @threads.setter
+    def threads(self, threads: int) -> None:
+        value = operator.index(threads)
+        if not -(2**31) <= value < 2**31:  # ctypes would wrap it; the library names the range
+            raise ValueError(f"threads must be in 0...256 (0 = every core), got {value}")
+        check(_lib.reparo_model_set_threads(self.handle, value))
 
     def describe(self) -> Dict[str, Any]:
         """The model's description (``reparo_model_describe``) as a dict: ``state``, ``input``,

@@ -76,7 +76,7 @@ class Trainer:
         **options: trainer options of reparo.h (``lr``, ``momentum``, ``nesterov``,
             ``weight_decay``, ``schedule``, ``total_steps``, ``step_size``, ``gamma``,
             ``augment``, ``kd_weight`` (300 with a teacher, else 0), ``kd_layers``,
-            ``clip_norm``, ``seed``, ``threads`` (process-wide), ``chain_mode``), serialized
+            ``clip_norm``, ``seed``, ``threads`` (this trainer's own), ``chain_mode``), serialized
             with ``json.dumps``; unknown keys are rejected by the library, naming the key.
 
     The trainer keeps references to both models, so they stay alive while it is open, and

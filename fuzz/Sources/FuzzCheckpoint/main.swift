@@ -21,7 +21,6 @@ private var scratchPath = ""
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCheckpoint(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if scratchPath.isEmpty {
-        Parallel.threads = 1
         let directory = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"
         scratchPath = "\(directory)/reparo-fuzz-checkpoint-\(getpid()).safetensors"
         atexit { _ = unlink(scratchPath) }

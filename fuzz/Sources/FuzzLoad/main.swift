@@ -23,15 +23,8 @@ import Glibc
 /// -rss_limit_mb is exactly what the fuzzer reports.
 private let inferenceMultiplyAddLimit = 50_000_000
 
-private var configured = false
-
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzLoad(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    if !configured {
-        // One compute thread: libFuzzer runs inputs serially and results must not depend on it.
-        Parallel.threads = 1
-        configured = true
-    }
     let bytes = UnsafeRawBufferPointer(start: data, count: size)
     guard let (metadata, tensors) = try? SafeTensors.decode(bytes) else { return 0 }
     checkRoundTrip(metadata: metadata, tensors: tensors)
@@ -44,6 +37,7 @@ public func fuzzLoad(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         fatalError("spec does not survive its JSON round trip: \(text)")
     }
     guard let model = try? Model(spec: spec, tensors: tensors, source: "fuzz") else { return 0 }
+    model.threads = 1   // one compute thread: libFuzzer runs inputs serially and results must not depend on it
     _ = model.describe()
     if model.multiplyAdds <= inferenceMultiplyAddLimit {
         infer(model)

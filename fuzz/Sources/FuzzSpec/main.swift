@@ -21,14 +21,8 @@ private let inferenceMultiplyAddLimit = 50_000_000
 /// model and the workspace of a one-image inference are always allocated.
 private let parameterLimit = 2_000_000
 
-private var configured = false
-
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSpec(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    if !configured {
-        Parallel.threads = 1
-        configured = true
-    }
     let bytes = UnsafeBufferPointer(start: data, count: size)
     let end = bytes.firstIndex(of: 0) ?? size
     guard let text = String(validating: UnsafeBufferPointer(rebasing: bytes[0 ..< end]), as: UTF8.self) else { return 0 }
@@ -51,6 +45,7 @@ public func fuzzSpec(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     // Building allocates the one-image inference workspace too (`Model.reserveWorkspace`).
     guard estimatedParameters(spec) <= parameterLimit, let model = try? Model(spec: spec, seed: 1) else { return 0 }
+    model.threads = 1
     _ = model.describe()
     if model.multiplyAdds <= inferenceMultiplyAddLimit,
        let images = try? FloatBuffer(count: model.inputShape.count),
