@@ -17,11 +17,11 @@ struct Prune: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output model file.") var out: String
 
     func run() throws {
-        let dense = try Model.load(path: input)
         let options = try PruneOptions(ratio: ratio, criterion: criterion, seed: seed, residual: residual)
-        let pruned = try Pruning.prune(dense, options: options)
-        try pruned.save(path: out)
-        print("pruned: \(dense.parameterCount) → \(pruned.parameterCount) parameters, \(dense.multiplyAdds) → \(pruned.multiplyAdds) multiply-adds per image; saved \(out)")
+        try transformModelFile(input, to: out) { dense in
+            let pruned = try Pruning.prune(dense, options: options)
+            return (pruned, "pruned: \(dense.parameterCount) → \(pruned.parameterCount) parameters, \(dense.multiplyAdds) → \(pruned.multiplyAdds) multiply-adds per image")
+        }
     }
 }
 
@@ -34,13 +34,21 @@ struct Expand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output model file.") var out: String
 
     func run() throws {
-        let model = try Model.load(path: input)
         guard layers == "conv" || layers == "all" else { throw ValidationError("--layers: \"\(layers)\" is not conv or all") }
         let options = try ExpandOptions(rate: rate, layers: layers == "all" ? .all : .convolutions, seed: seed)
-        let expanded = try Expansion.expand(model, options: options)
-        try expanded.save(path: out)
-        print("expanded: \(model.parameterCount) → \(expanded.parameterCount) trainable parameters; saved \(out)")
+        try transformModelFile(input, to: out) { model in
+            let expanded = try Expansion.expand(model, options: options)
+            return (expanded, "expanded: \(model.parameterCount) → \(expanded.parameterCount) trainable parameters")
+        }
     }
+}
+
+/// Loads the model file `input`, transforms it, saves the result to `out` and prints the
+/// summary that `transform` gives, with where it was saved.
+func transformModelFile(_ input: String, to out: String, _ transform: (Model) throws -> (Model, summary: String)) throws {
+    let (result, summary) = try transform(try Model.load(path: input))
+    try result.save(path: out)
+    print("\(summary); saved \(out)")
 }
 
 struct Finetune: ParsableCommand {
@@ -82,10 +90,10 @@ struct CollapseCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output model file.") var out: String
 
     func run() throws {
-        let model = try Model.load(path: input)
-        let collapsed = try Collapse.collapse(model, options: CollapseOptions(foldBatchNorm: foldBatchnorm))
-        try collapsed.save(path: out)
-        print("collapsed: \(model.parameterCount) → \(collapsed.parameterCount) parameters; saved \(out)")
+        try transformModelFile(input, to: out) { model in
+            let collapsed = try Collapse.collapse(model, options: CollapseOptions(foldBatchNorm: foldBatchnorm))
+            return (collapsed, "collapsed: \(model.parameterCount) → \(collapsed.parameterCount) parameters")
+        }
     }
 }
 

@@ -23,17 +23,6 @@ private func foundationValue(_ value: JSONValue) -> Any {
     }
 }
 
-private struct WriterGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("JSONWriter writes what JSONSerialization wrote")
 struct JSONWriterTests {
     @Test("hand-picked values: escapes, slashes, numbers")
@@ -57,7 +46,7 @@ struct JSONWriterTests {
 
     @Test("2000 random values, and each parses back to itself")
     func randomValues() throws {
-        var random = WriterGenerator(state: 17)
+        var random = MutationGenerator(state: 17)
         let keyAlphabet = Array("abcdefghijklmnopqrstuvwxyz_")
         let stringAlphabet: [Character] = ["a", "Z", "0", " ", "/", "\\", "\"", "\u{0}", "\u{1}", "\n", "\t", "\u{7F}", "é", "€", "😀", "\u{2028}"]
         func randomValue(depth: Int) -> JSONValue {

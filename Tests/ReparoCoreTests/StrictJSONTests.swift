@@ -30,8 +30,9 @@ private func expectMalformed(at byte: Int, mentions: String, sourceLocation: Sou
 
 private func integer(_ value: Int) -> JSONValue { .number(Double(value), integer: value) }
 
-/// SplitMix64, local so that these tests depend on nothing but the code under test.
-private struct MutationGenerator: RandomNumberGenerator {
+/// SplitMix64, local so that these tests depend on nothing but the code under test (also used
+/// by JSONWriterTests).
+struct MutationGenerator: RandomNumberGenerator {
     var state: UInt64
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -368,17 +369,19 @@ struct JSONObjectTests {
         #expect(throws: ReparoError.invalidArgument("l[2]: expected an integer, got 4.0")) { _ = try JSONObject.integer(items[2], name: "l[2]", in: 0...9) }
         #expect(throws: ReparoError.invalidArgument("l[0]: 4 is out of range 5...9")) { _ = try JSONObject.integer(items[0], name: "l[0]", in: 5...9) }
         // "A word or a list of names", one reader for expand's layers and the trainer's kd_layers.
-        #expect(try object.optionalWordOrNames("w", words: ["pruned", "all"]) == .word("all"))
-        #expect(try object.optionalWordOrNames("n", words: ["pruned", "all"]) == .names(["a", "b"]))
-        #expect(try object.optionalWordOrNames("missing", words: ["pruned", "all"]) == nil)
+        enum Choice: Equatable { case pruned, all, names([String]) }
+        let words: KeyValuePairs<String, Choice> = ["pruned": .pruned, "all": .all]
+        #expect(try object.optionalWordOrNames("w", words: words, names: Choice.names) == .all)
+        #expect(try object.optionalWordOrNames("n", words: words, names: Choice.names) == .names(["a", "b"]))
+        #expect(try object.optionalWordOrNames("missing", words: words, names: Choice.names) == nil)
         #expect(throws: ReparoError.invalidArgument("opts.bad[0]: expected a layer name")) {
-            _ = try object.optionalWordOrNames("bad", words: ["pruned", "all"])
+            _ = try object.optionalWordOrNames("bad", words: words, names: Choice.names)
         }
         #expect(throws: ReparoError.invalidArgument(#"opts.w: "all" is not "conv" or a list of layer names"#)) {
-            _ = try object.optionalWordOrNames("w", words: ["conv"])
+            _ = try object.optionalWordOrNames("w", words: ["conv": Choice.pruned], names: Choice.names)
         }
         #expect(throws: ReparoError.invalidArgument(#"opts.o: expected "pruned", "all" or a list of layer names"#)) {
-            _ = try object.optionalWordOrNames("o", words: ["pruned", "all"])
+            _ = try object.optionalWordOrNames("o", words: words, names: Choice.names)
         }
         try object.finish()
         #expect(throws: ReparoError.invalidArgument("spec.layers[0]: expected an object")) {

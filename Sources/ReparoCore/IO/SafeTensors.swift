@@ -383,7 +383,7 @@ private struct HeaderReader {
         // name here, as they would be in any dictionary a caller builds from the result.
         var keys: Set<String> = []
         do {
-            try reader.beginObject()
+            try reader.begin()
             while let key = try reader.nextKey() {
                 guard keys.insert(key).inserted else {
                     throw ReparoError.format("duplicate key \(SafeTensors.quoted(key)) in the header")
@@ -404,7 +404,7 @@ private struct HeaderReader {
     private mutating func readMetadata() throws -> [String: String] {
         let label = "'\(SafeTensors.metadataKey)'"
         guard try reader.peek() == .object else { throw ReparoError.format("\(label) is not an object") }
-        try reader.beginObject()
+        try reader.begin()
         var metadata: [String: String] = [:]
         while let key = try reader.nextKey() {
             guard try reader.peek() == .string else {
@@ -421,7 +421,7 @@ private struct HeaderReader {
         let label = "tensor \(SafeTensors.quoted(name))"
         guard !name.isEmpty else { throw ReparoError.format("a tensor has an empty name") }
         guard try reader.peek() == .object else { throw ReparoError.format("\(label) is not an object") }
-        try reader.beginObject()
+        try reader.begin()
         var dtype: String? = nil
         var dimensions: [Int]? = nil
         var offsets: [Int]? = nil
@@ -492,7 +492,7 @@ private struct HeaderReader {
     /// 2.0, 1e2 or -0, and within an Int.
     private mutating func readIntegers(limit: Int, _ message: (ArrayProblem) -> String) throws -> [Int] {
         guard try reader.peek() == .array else { throw ReparoError.format(message(.notArray)) }
-        try reader.beginArray()
+        try reader.begin()
         var values: [Int] = []
         while try reader.nextElement() {
             guard values.count < limit else { throw ReparoError.format(message(.tooMany)) }

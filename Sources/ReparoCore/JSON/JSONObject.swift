@@ -120,22 +120,20 @@ public struct JSONObject {
         }
     }
 
-    /// A field that holds one of a few words or a list of names (e.g. "all" or ["layers.3"]).
-    public enum WordOrNames: Equatable {
-        case word(String)
-        case names([String])
-    }
-
-    /// Reads `words` or a list of layer names; nil when absent.
-    public mutating func optionalWordOrNames(_ key: String, words: [String]) throws -> WordOrNames? {
+    /// A field that holds one of a few words or a list of layer names ("all", ["layers.3"]),
+    /// as `words[word]` or `names(list)`; nil when absent.
+    public mutating func optionalWordOrNames<T>(_ key: String, words: KeyValuePairs<String, T>,
+                                                names: ([String]) -> T) throws -> T? {
         try optional(key) { value, name in
-            let choices = words.map { "\"\($0)\"" }.joined(separator: ", ") + " or a list of layer names"
+            let choices = words.map { "\"\($0.key)\"" }.joined(separator: ", ") + " or a list of layer names"
             switch value {
             case .string(let word):
-                guard words.contains(word) else { throw ReparoError.invalidArgument("\(name): \"\(word)\" is not \(choices)") }
-                return .word(word)
+                guard let chosen = words.first(where: { $0.key == word }) else {
+                    throw ReparoError.invalidArgument("\(name): \"\(word)\" is not \(choices)")
+                }
+                return chosen.value
             case .array(let items):
-                return .names(try items.enumerated().map { index, item in
+                return names(try items.enumerated().map { index, item in
                     guard case .string(let layer) = item else {
                         throw ReparoError.invalidArgument("\(name)[\(index)]: expected a layer name")
                     }

@@ -1,7 +1,7 @@
 /// A strict pull reader for JSON text (RFC 8259 and nothing more), for text that comes from
 /// users and files. The caller walks the document — `peek` at the next value's kind, then
-/// `readString`, `readNumber`, … or `beginObject` + `nextKey` / `beginArray` + `nextElement` —
-/// and the reader checks the grammar between the values it hands out. `StrictJSON` builds a
+/// `readString`, `readNumber`, `readLiteral`, or `begin` and then `nextKey` (objects) or
+/// `nextElement` (arrays) — and the reader checks the grammar between the values it hands out. `StrictJSON` builds a
 /// `JSONValue` tree this way; `SafeTensors` reads its header schema directly, building nothing
 /// it does not keep.
 ///
@@ -23,7 +23,7 @@ struct JSONReader {
     /// Where the key that `nextKey` returned last starts (its opening quote).
     private(set) var keyOffset = 0
     private var depth = 0
-    /// True right after `beginObject`/`beginArray`: no member yet, so no comma is due.
+    /// True right after `begin`: no member yet, so no comma is due.
     private var atFirst = false
 
     init(_ bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int) {
@@ -48,13 +48,8 @@ struct JSONReader {
         }
     }
 
-    /// Consumes the '{' that `peek` found.
-    mutating func beginObject() throws { try begin() }
-
-    /// Consumes the '[' that `peek` found.
-    mutating func beginArray() throws { try begin() }
-
-    private mutating func begin() throws {
+    /// Consumes the '{' or '[' that `peek` found; `nextKey` or `nextElement` go on from there.
+    mutating func begin() throws {
         guard depth < maximumDepth else { throw error("nested deeper than \(maximumDepth) levels") }
         depth += 1
         position += 1
@@ -281,23 +276,17 @@ struct JSONReader {
         return .number(double, integer: integer)
     }
 
-    /// `true` or `false`.
-    mutating func readBool() throws -> Bool {
+    /// `true`, `false` or `null`, as `peek` found (`.bool` or `.null`).
+    mutating func readLiteral() throws -> JSONValue {
         skipWhitespace()
-        if peek(is: "t") {
-            try readLiteral("true")
-            return true
+        switch bytes[position] {
+        case UInt8(ascii: "t"): try readWord("true"); return .bool(true)
+        case UInt8(ascii: "f"): try readWord("false"); return .bool(false)
+        default: try readWord("null"); return .null
         }
-        try readLiteral("false")
-        return false
     }
 
-    mutating func readNull() throws {
-        skipWhitespace()
-        try readLiteral("null")
-    }
-
-    private mutating func readLiteral(_ word: StaticString) throws {
+    private mutating func readWord(_ word: StaticString) throws {
         for index in 0 ..< word.utf8CodeUnitCount {
             guard position < bytes.count, bytes[position] == word.utf8Start[index] else {
                 throw error("unexpected \(describeNext()) in what should be '\(word)'")

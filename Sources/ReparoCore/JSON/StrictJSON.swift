@@ -55,7 +55,7 @@ public enum StrictJSON {
             var value: JSONValue
             switch try reader.peek() {
             case .object:
-                try reader.beginObject()
+                try reader.begin()
                 var frame = Frame(isObject: true)
                 guard try frame.readKey(&reader) else {
                     value = .object([])
@@ -64,7 +64,7 @@ public enum StrictJSON {
                 stack.append(frame)
                 continue readingValues
             case .array:
-                try reader.beginArray()
+                try reader.begin()
                 guard try reader.nextElement() else {
                     value = .array([])
                     break
@@ -73,8 +73,7 @@ public enum StrictJSON {
                 continue readingValues
             case .string: value = .string(try reader.readString())
             case .number: value = try reader.readNumber()
-            case .bool: value = .bool(try reader.readBool())
-            case .null: try reader.readNull(); value = .null
+            case .bool, .null: value = try reader.readLiteral()
             }
             // Hand the value to the innermost open container, closing every one that ends here.
             while let last = stack.indices.last {

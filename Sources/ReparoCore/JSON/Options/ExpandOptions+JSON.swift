@@ -9,13 +9,8 @@ extension ExpandOptions {
         let defaults = try ExpandOptions()
         let rate = try object.int("rate", default: defaults.rate, in: Self.rateRange)
         let seed = UInt64(try object.int("seed", default: 0, in: 0...Int(Int64.max)))
-        var layers = defaults.layers
-        switch try object.optionalWordOrNames("layers", words: ["conv", "all"]) {
-        case .word("all"): layers = .all
-        case .word: layers = .convolutions
-        case .names(let names): layers = .names(names)
-        case nil: break
-        }
+        let layers = try object.optionalWordOrNames("layers", words: ["conv": .convolutions, "all": .all],
+                                                    names: Selection.names) ?? defaults.layers
         try self.init(rate: rate, layers: layers, seed: seed)
         try object.finish()
     }

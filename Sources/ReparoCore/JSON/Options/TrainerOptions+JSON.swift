@@ -34,13 +34,8 @@ extension TrainerOptions {
             try augment.finish()
         }
         let kdWeight = try object.optionalDouble("kd_weight", in: Self.kdWeightRange)
-        var kdLayers = defaults.kdLayers
-        switch try object.optionalWordOrNames("kd_layers", words: ["pruned", "all"]) {
-        case .word("all"): kdLayers = .all
-        case .word: kdLayers = .pruned
-        case .names(let names): kdLayers = .names(names)
-        case nil: break
-        }
+        let kdLayers = try object.optionalWordOrNames("kd_layers", words: ["pruned": .pruned, "all": .all],
+                                                      names: KDLayers.names) ?? defaults.kdLayers
         let clipNorm = try object.double("clip_norm", default: defaults.clipNorm, in: Self.clipNormRange)
         let seed = UInt64(try object.int("seed", default: 0, in: 0...Int(Int64.max)))
         let threads = try object.int("threads", default: defaults.threads, in: Self.threadsRange)
