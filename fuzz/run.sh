@@ -62,7 +62,7 @@ build_one() {
     local target=$1
     mkdir -p "$build_dir"
     # -O: the fuzzer needs speed; -g: symbolized stacks. ReparoCore is language mode 5
-    # (Package.swift), and its sources name the module (ReparoCore.jsonText), hence -module-name.
+    # (Package.swift); -module-name ReparoCore makes each harness part of the engine's module.
     # lld instead of gold: gold warns about every ASan outlined check symbol. CZlib and
     # COpenBLAS are module maps over system headers (Package.swift's system-library targets).
     # shellcheck disable=SC2046

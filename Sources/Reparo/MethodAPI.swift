@@ -7,7 +7,7 @@ public func reparo_prune(_ dense: OpaquePointer?, _ options: UnsafePointer<CChar
     guarded("reparo_prune") {
         let target = try output(outPruned, "out_pruned")
         let model = try modelHandle(dense, "dense").model
-        let options = try PruneOptions.parse(try optionalString(options, "options_json"))
+        let options = try PruneOptions(json: try optionalString(options, "options_json"))
         let pruned = try Pruning.prune(model, options: options)
         target.pointee = HandleRegistry.shared.register(ModelHandle(pruned))
     }
@@ -16,17 +16,23 @@ public func reparo_prune(_ dense: OpaquePointer?, _ options: UnsafePointer<CChar
 @_cdecl("reparo_expand")
 public func reparo_expand(_ model: OpaquePointer?, _ options: UnsafePointer<CChar>?) -> Int32 {
     guarded("reparo_expand") {
-        let handle = try modelHandle(model)
-        let options = try ExpandOptions.parse(try optionalString(options, "options_json"))
-        try handle.replace(try Expansion.expand(handle.model, options: options), by: "reparo_expand")
+        try replaceModel(model, by: "reparo_expand") {
+            try Expansion.expand($0, options: ExpandOptions(json: try optionalString(options, "options_json")))
+        }
     }
 }
 
 @_cdecl("reparo_collapse")
 public func reparo_collapse(_ model: OpaquePointer?, _ options: UnsafePointer<CChar>?) -> Int32 {
     guarded("reparo_collapse") {
-        let handle = try modelHandle(model)
-        let options = try CollapseOptions.parse(try optionalString(options, "options_json"))
-        try handle.replace(try Collapse.collapse(handle.model, options: options), by: "reparo_collapse")
+        try replaceModel(model, by: "reparo_collapse") {
+            try Collapse.collapse($0, options: CollapseOptions(json: try optionalString(options, "options_json")))
+        }
     }
+}
+
+/// Replaces the model behind `pointer` with `transform(model)`; the handle stays the same.
+private func replaceModel(_ pointer: OpaquePointer?, by function: String, _ transform: (Model) throws -> Model) throws {
+    let handle = try modelHandle(pointer)
+    try handle.replace(try transform(handle.model), by: function)
 }

@@ -8,7 +8,7 @@ public func reparo_trainer_create(_ student: OpaquePointer?, _ teacher: OpaquePo
         let target = try output(outTrainer, "out_trainer")
         let studentHandle = try modelHandle(student, "student")
         let teacherHandle = teacher == nil ? nil : try modelHandle(teacher, "teacher")
-        let options = try TrainerOptions.parse(try optionalString(options, "options_json"))
+        let options = try TrainerOptions(json: try optionalString(options, "options_json"))
         let trainer = try Trainer(student: studentHandle.model, teacher: teacherHandle?.model, options: options)
         target.pointee = HandleRegistry.shared.register(
             TrainerHandle(trainer: trainer, student: studentHandle, teacher: teacherHandle))

@@ -18,18 +18,31 @@ enum Experiment {
     /// A preset name becomes a preset spec for the dataset's shape; JSON passes through.
     static func resolveSpec(_ spec: String, for data: Dataset, width: Double = 1) -> String {
         guard Presets.names.contains(spec) else { return spec }
-        return jsonText(["preset": spec, "input": data.shape.array, "classes": data.classes, "width": width] as [String: Any])
+        return JSONWriter.text(["preset": .string(spec), "input": .ints(data.shape.array), "classes": .int(data.classes),
+                                "width": .double(width)])
     }
 
-    /// Adds total_steps to the options JSON (for the cosine schedule) and runs `fit`.
+    /// Steps of `epochs` over `data` in mini-batches (the last one may be short).
+    static func totalSteps(_ data: Dataset, epochs: Int, batchSize: Int) -> Int {
+        epochs * ((data.count + batchSize - 1) / batchSize)
+    }
+
+    /// The trainer options of an --options JSON object, with "total_steps" (the cosine
+    /// schedule's length) and "seed" filled in where the text leaves them out.
+    static func trainerOptions(_ text: String, totalSteps: Int, seed: UInt64) throws -> TrainerOptions {
+        guard var members = try JSONObject.parseValue(text, context: "options").members else {
+            throw ReparoError.invalidArgument("options: expected a JSON object")
+        }
+        if !members.contains(where: { $0.key == "total_steps" }) { members.append(("total_steps", .int(totalSteps))) }
+        if !members.contains(where: { $0.key == "seed" }) { members.append(("seed", .int(Int(seed % UInt64(Int.max))))) }
+        return try TrainerOptions(json: JSONObject(.object(members), context: "options"))
+    }
+
+    /// Trains `model` for `epochs` with a progress line; the seconds it took.
     @discardableResult
-    static func train(_ model: Model, teacher: Model?, data: Dataset, epochs: Int, batchSize: Int, options: String,
+    static func train(_ model: Model, teacher: Model?, data: Dataset, epochs: Int, batchSize: Int, options: TrainerOptions,
                       seed: UInt64, reporter: ProgressReporter, teacherTargets: TeacherTargetCache? = nil) throws -> Double {
-        let batches = (data.count + batchSize - 1) / batchSize
-        var object = (try JSONObject.parseValue(options, context: "options") as? [String: Any]) ?? [:]
-        if object["total_steps"] == nil { object["total_steps"] = epochs * batches }
-        if object["seed"] == nil { object["seed"] = Int(seed % UInt64(Int.max)) }
-        let trainer = try Trainer(student: model, teacher: teacher, options: TrainerOptions.parse(jsonText(object)))
+        let trainer = try Trainer(student: model, teacher: teacher, options: options)
         if teacherTargets != nil && trainer.kdWeight > 0 { try trainer.useTeacherTargets(teacherTargets) }
         let start = Date()
         try trainer.fit(data, epochs: epochs, batchSize: batchSize, seed: seed) { progress in

@@ -2,23 +2,26 @@ import ArgumentParser
 import Foundation
 import ReparoCore
 
+extension PruneOptions.Criterion: ExpressibleByArgument {}
+extension PruneOptions.Residual: ExpressibleByArgument {}
+
 /// One command per step of the method, each reading and writing a model file, so the
 /// pipeline can be scripted: prune → expand → finetune → collapse → eval/infer.
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Structured filter pruning of a dense model.")
     @Argument(help: "Dense model file.") var input: String
     @Option(help: "Fraction of filters removed from each prunable conv.") var ratio = 0.5
-    @Option(help: "l1, l2, bn_gamma or random.") var criterion = "l1"
-    @Option(help: "block (prune inside residual blocks) or coupled (also block outputs).") var residual = "block"
-    @Option(help: "Seed (random criterion).") var seed = 0
+    @Option(help: "l1, l2, bn_gamma or random.") var criterion = PruneOptions.Criterion.l1
+    @Option(help: "block (prune inside residual blocks) or coupled (also block outputs).") var residual = PruneOptions.Residual.block
+    @Option(help: "Seed (random criterion).") var seed: UInt64 = 0
     @Option(name: .shortAndLong, help: "Output model file.") var out: String
 
     func run() throws {
-        let dense = try Model.load(path: input)
-        let options = try PruneOptions.parse(jsonText(["ratio": ratio, "criterion": criterion, "residual": residual, "seed": seed] as [String: Any]))
-        let pruned = try Pruning.prune(dense, options: options)
-        try pruned.save(path: out)
-        print("pruned: \(dense.parameterCount) → \(pruned.parameterCount) parameters, \(dense.multiplyAdds) → \(pruned.multiplyAdds) multiply-adds per image; saved \(out)")
+        let options = try PruneOptions(ratio: ratio, criterion: criterion, seed: seed, residual: residual)
+        try transformModelFile(input, to: out) { dense in
+            let pruned = try Pruning.prune(dense, options: options)
+            return (pruned, "pruned: \(dense.parameterCount) → \(pruned.parameterCount) parameters, \(dense.multiplyAdds) → \(pruned.multiplyAdds) multiply-adds per image")
+        }
     }
 }
 
@@ -27,16 +30,25 @@ struct Expand: ParsableCommand {
     @Argument(help: "Model file.") var input: String
     @Option(help: "Expansion rate r.") var rate = 4
     @Option(help: "conv or all.") var layers = "conv"
-    @Option(help: "Seed of the semi-orthogonal factors.") var seed = 0
+    @Option(help: "Seed of the semi-orthogonal factors.") var seed: UInt64 = 0
     @Option(name: .shortAndLong, help: "Output model file.") var out: String
 
     func run() throws {
-        let model = try Model.load(path: input)
-        let expanded = try Expansion.expand(model, options: ExpandOptions.parse(
-            jsonText(["rate": rate, "layers": layers, "seed": seed] as [String: Any])))
-        try expanded.save(path: out)
-        print("expanded: \(model.parameterCount) → \(expanded.parameterCount) trainable parameters; saved \(out)")
+        guard layers == "conv" || layers == "all" else { throw ValidationError("--layers: \"\(layers)\" is not conv or all") }
+        let options = try ExpandOptions(rate: rate, layers: layers == "all" ? .all : .convolutions, seed: seed)
+        try transformModelFile(input, to: out) { model in
+            let expanded = try Expansion.expand(model, options: options)
+            return (expanded, "expanded: \(model.parameterCount) → \(expanded.parameterCount) trainable parameters")
+        }
     }
+}
+
+/// Loads the model file `input`, transforms it, saves the result to `out` and prints the
+/// summary that `transform` gives, with where it was saved.
+func transformModelFile(_ input: String, to out: String, _ transform: (Model) throws -> (Model, summary: String)) throws {
+    let (result, summary) = try transform(try Model.load(path: input))
+    try result.save(path: out)
+    print("\(summary); saved \(out)")
 }
 
 struct Finetune: ParsableCommand {
@@ -56,12 +68,15 @@ struct Finetune: ParsableCommand {
         let teacherModel = try teacher.map { try Model.load(path: $0) }
         let train = try data.load("train"), test = try data.load("test")
         let reporter = ProgressReporter(quiet: output.quiet || output.json, label: "finetune")
+        let trainerOptions = try Experiment.trainerOptions(options, totalSteps: Experiment.totalSteps(train, epochs: epochs, batchSize: batchSize),
+                                                           seed: seed)
         let seconds = try Experiment.train(student, teacher: teacherModel, data: train, epochs: epochs, batchSize: batchSize,
-                                           options: options, seed: seed, reporter: reporter)
+                                           options: trainerOptions, seed: seed, reporter: reporter)
         try student.save(path: out)
         let result = try student.evaluate(test)
         if output.json {
-            print(jsonText(["accuracy": result.accuracy, "loss": result.loss, "seconds": seconds, "path": out]))
+            print(JSONWriter.text(["accuracy": .double(result.accuracy), "loss": .double(result.loss), "seconds": .double(seconds),
+                                   "path": .string(out)]))
         } else {
             print(String(format: "test accuracy %.2f%%  (%.1f s)  saved %@", result.accuracy * 100, seconds, out))
         }
@@ -75,12 +90,10 @@ struct CollapseCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output model file.") var out: String
 
     func run() throws {
-        let model = try Model.load(path: input)
-        var options = CollapseOptions()
-        options.foldBatchNorm = foldBatchnorm
-        let collapsed = try Collapse.collapse(model, options: options)
-        try collapsed.save(path: out)
-        print("collapsed: \(model.parameterCount) → \(collapsed.parameterCount) parameters; saved \(out)")
+        try transformModelFile(input, to: out) { model in
+            let collapsed = try Collapse.collapse(model, options: CollapseOptions(foldBatchNorm: foldBatchnorm))
+            return (collapsed, "collapsed: \(model.parameterCount) → \(collapsed.parameterCount) parameters")
+        }
     }
 }
 
@@ -96,16 +109,16 @@ struct Infer: ParsableCommand {
         let loaded = try Model.load(path: model)
         let images = try data.load(split).prefix(max(1, count))
         let logits = try loaded.infer(images.images, batch: images.count)
-        var rows: [[String: Any]] = []
+        var rows: [(index: Int, label: Int, predicted: Int)] = []
         for n in 0..<images.count {
             let row = Array(logits[(n * loaded.classes)..<((n + 1) * loaded.classes)])
             let predicted = row.indices.max { row[$0] < row[$1] } ?? 0
-            rows.append(["index": n, "label": Int(images.labels[n]), "predicted": predicted])
+            rows.append((n, Int(images.labels[n]), predicted))
         }
         if output.json {
-            print(jsonText(rows))
+            print(JSONWriter.text(.array(rows.map { ["index": .int($0.index), "label": .int($0.label), "predicted": .int($0.predicted)] })))
         } else {
-            for row in rows { print("image \(row["index"] ?? 0): label \(row["label"] ?? 0), predicted \(row["predicted"] ?? 0)") }
+            for row in rows { print("image \(row.index): label \(row.label), predicted \(row.predicted)") }
         }
     }
 }

@@ -54,12 +54,15 @@ struct Train: ParsableCommand {
         let train = try data.load("train"), test = try data.load("test")
         let model = try Model(specJSON: Experiment.resolveSpec(spec, for: train), seed: seed)
         let reporter = ProgressReporter(quiet: output.quiet || output.json, label: "train")
+        let trainerOptions = try Experiment.trainerOptions(options, totalSteps: Experiment.totalSteps(train, epochs: epochs, batchSize: batchSize),
+                                                           seed: seed)
         let elapsed = try Experiment.train(model, teacher: nil, data: train, epochs: epochs, batchSize: batchSize,
-                                           options: options, seed: seed, reporter: reporter)
+                                           options: trainerOptions, seed: seed, reporter: reporter)
         let result = try model.evaluate(test)
         try model.save(path: out)
         if output.json {
-            print(jsonText(["accuracy": result.accuracy, "loss": result.loss, "seconds": elapsed, "path": out]))
+            print(JSONWriter.text(["accuracy": .double(result.accuracy), "loss": .double(result.loss), "seconds": .double(elapsed),
+                                   "path": .string(out)]))
         } else {
             print(String(format: "test accuracy %.2f%%  loss %.4f  (%.1f s)  saved %@", result.accuracy * 100, result.loss, elapsed, out))
         }

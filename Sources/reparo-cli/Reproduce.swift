@@ -82,11 +82,11 @@ struct Reproduce: ParsableCommand {
         } else {
             let resolved = try Model(specJSON: specJSON, seed: 0).spec
             let cache = TeacherCache(directory: outDir, settings: [
-                "version": Reparo.version, "dataset": dataset, "data_path": dataPath ?? "(default)",
+                "version": .string(Reparo.version), "dataset": .string(dataset), "data_path": .string(dataPath ?? "(default)"),
                 "spec": resolved.json,
-                "epochs": settings.teacherEpochs, "lr": settings.teacherLearningRate, "schedule": "cosine",
-                "batch_size": settings.batchSize, "seed": 0, "validation": validation, "train_images": train.count,
-                "blas_core": ComputeEnvironment.blasCore, "vector_kernels": ComputeEnvironment.vectorKernels,
+                "epochs": .int(settings.teacherEpochs), "lr": .double(settings.teacherLearningRate), "schedule": "cosine",
+                "batch_size": .int(settings.batchSize), "seed": .int(0), "validation": .int(validation), "train_images": .int(train.count),
+                "blas_core": .string(ComputeEnvironment.blasCore), "vector_kernels": .bool(ComputeEnvironment.vectorKernels),
             ], dataset: dataset)
             if !retrainTeacher, let (model, accuracy) = cache.load() {
                 dense = model
@@ -99,7 +99,8 @@ struct Reproduce: ParsableCommand {
                                 settings.teacherEpochs, dense.parameterCount, Double(dense.multiplyAdds) / 1e6))
                 let seconds = try Experiment.train(
                     dense, teacher: nil, data: train, epochs: settings.teacherEpochs, batchSize: settings.batchSize,
-                    options: jsonText(["lr": settings.teacherLearningRate, "schedule": "cosine"] as [String: Any]), seed: 0,
+                    options: TrainerOptions(learningRate: settings.teacherLearningRate, schedule: .cosine(totalSteps:
+                        Experiment.totalSteps(train, epochs: settings.teacherEpochs, batchSize: settings.batchSize))), seed: 0,
                     reporter: ProgressReporter(quiet: output.quiet, label: "teacher", epochLines: true))
                 let accuracy = try dense.evaluate(evaluation).accuracy
                 try cache.store(dense, accuracy: accuracy, seconds: seconds)
@@ -114,9 +115,7 @@ struct Reproduce: ParsableCommand {
         var report = ReproduceReport(split: split, dataset: dataset, classes: train.classes, teacher: teacherInfo)
         var pruned: [Double: Model] = [:]
         for ratio in settings.ratios {
-            var options = PruneOptions()
-            options.ratio = ratio
-            let model = try Pruning.prune(dense, options: options)
+            let model = try Pruning.prune(dense, options: PruneOptions(ratio: ratio))
             pruned[ratio] = model
             report.prunedAccuracy[ratio] = try model.evaluate(evaluation).accuracy
         }
@@ -140,14 +139,13 @@ struct Reproduce: ParsableCommand {
             let start = Date()
             var student = try base.clone()
             if entry.variant.expands {
-                var expandOptions = ExpandOptions()
-                expandOptions.rate = settings.rate
-                expandOptions.seed = UInt64(entry.seed)
-                student = try Expansion.expand(student, options: expandOptions)
+                student = try Expansion.expand(student, options: ExpandOptions(rate: settings.rate, seed: UInt64(entry.seed)))
             }
-            var trainerOptions: [String: Any] = ["lr": learningRate, "schedule": "cosine",
-                                                 "kd_weight": entry.variant.distills ? settings.kdWeight : 0]
-            if entry.variant.distills { trainerOptions["kd_layers"] = settings.kdLayers }
+            let trainerOptions = try TrainerOptions(
+                learningRate: learningRate,
+                schedule: .cosine(totalSteps: Experiment.totalSteps(train, epochs: settings.finetuneEpochs, batchSize: settings.batchSize)),
+                kdWeight: entry.variant.distills ? settings.kdWeight : 0,
+                kdLayers: entry.variant.distills && settings.kdLayers == "all" ? .all : .pruned, seed: UInt64(entry.seed))
             // A run that diverges (a non-finite loss or gradient) is that arm's outcome with these
             // settings: it stops there, keeps its last finite weights (the failed step changed
             // nothing), is evaluated as it stands and flagged, and the job goes on.
@@ -155,7 +153,7 @@ struct Reproduce: ParsableCommand {
             do {
                 try Experiment.train(student, teacher: entry.variant.distills ? dense : nil, data: train,
                                      epochs: settings.finetuneEpochs, batchSize: settings.batchSize,
-                                     options: jsonText(trainerOptions), seed: UInt64(entry.seed),
+                                     options: trainerOptions, seed: UInt64(entry.seed),
                                      reporter: ProgressReporter(quiet: output.quiet, label: prefix),
                                      teacherTargets: entry.variant.distills ? targets?.cache : nil)
             } catch ReparoError.numeric(let message) {
@@ -180,17 +178,17 @@ struct Reproduce: ParsableCommand {
 
         let total = Date().timeIntervalSince(clockStart)
         var record = settings.record(dataset: dataset, validation: validation)
-        record["train_images"] = train.count
-        record["cpu"] = Self.cpuModel()
-        record["blas_core"] = ComputeEnvironment.blasCore
-        record["vector_kernels"] = ComputeEnvironment.vectorKernels
-        record["cores"] = Parallel.cores
-        let json = report.json(settings: record, seconds: total)
-        try jsonText(json).write(toFile: outDir + "/reproduce.json", atomically: true, encoding: .utf8)
+        record["train_images"] = .int(train.count)
+        record["cpu"] = .string(Self.cpuModel())
+        record["blas_core"] = .string(ComputeEnvironment.blasCore)
+        record["vector_kernels"] = .bool(ComputeEnvironment.vectorKernels)
+        record["cores"] = .int(Parallel.cores)
+        let json = JSONWriter.text(report.json(settings: JSONValue(record), seconds: total))
+        try json.write(toFile: outDir + "/reproduce.json", atomically: true, encoding: .utf8)
         let plotted = Experiment.plot(csv: csvPath, png: outDir + "/reproduce.png", dense: teacherInfo.accuracy,
                                       title: "\(dataset): \(Self.modelName(settings)), \(settings.seeds) seed\(settings.seeds == 1 ? "" : "s"), \(split) split")
         if output.json {
-            print(jsonText(json))
+            print(json)
             return
         }
         print("\(Self.cpuModel()), \(Parallel.cores) cores; \(ComputeEnvironment.summary)")
@@ -290,13 +288,14 @@ struct RunLog {
 
 extension ReproduceProtocol {
     /// The settings as reproduce.json records them.
-    func record(dataset: String, validation: Int) -> [String: Any] {
-        ["dataset": dataset, "spec": spec, "width": width, "teacher_epochs": teacherEpochs,
-         "teacher_lr": teacherLearningRate, "finetune_epochs": finetuneEpochs, "batch_size": batchSize,
-         "ratios": ratios, "seeds": seedList, "rate": rate, "kd_weight": kdWeight, "kd_layers": kdLayers,
-         "learning_rates": Dictionary(uniqueKeysWithValues: variants.map { variant in
-             (variant.rawValue, ratios.map { ["ratio": $0, "lr": learningRate(variant, ratio: $0)] })
-         }),
-         "variants": variants.map(\.rawValue), "validation": validation, "schedule": "cosine"]
+    func record(dataset: String, validation: Int) -> [String: JSONValue] {
+        ["dataset": .string(dataset), "spec": .string(spec), "width": .double(width), "teacher_epochs": .int(teacherEpochs),
+         "teacher_lr": .double(teacherLearningRate), "finetune_epochs": .int(finetuneEpochs), "batch_size": .int(batchSize),
+         "ratios": .array(ratios.map(JSONValue.double)), "seeds": .ints(seedList), "rate": .int(rate),
+         "kd_weight": .double(kdWeight), "kd_layers": .string(kdLayers),
+         "learning_rates": JSONValue(Dictionary(uniqueKeysWithValues: variants.map { variant in
+             (variant.rawValue, JSONValue.array(ratios.map { ["ratio": .double($0), "lr": .double(learningRate(variant, ratio: $0))] }))
+         })),
+         "variants": .array(variants.map { .string($0.rawValue) }), "validation": .int(validation), "schedule": "cosine"]
     }
 }

@@ -120,31 +120,33 @@ struct ReproduceReport {
         return text
     }
 
-    func json(settings: [String: Any], seconds: Double) -> [String: Any] {
-        var comparisons: [[String: Any]] = []
+    func json(settings: JSONValue, seconds: Double) -> JSONValue {
+        var comparisons: [JSONValue] = []
         for ratio in ratios {
             for (treatment, control) in comparedPairs {
                 guard let c = comparison(ratio: ratio, treatment, control) else { continue }
-                var entry: [String: Any] = ["ratio": ratio, "treatment": treatment.rawValue, "control": control.rawValue,
-                                            "mean_difference": c.mean, "differences": c.differences, "seeds": c.count,
-                                            "verdict": c.verdict.rawValue]
-                if c.halfWidth.isFinite { entry["ci95"] = [c.lower, c.upper] }
-                comparisons.append(entry)
+                var entry: [String: JSONValue] = [
+                    "ratio": .double(ratio), "treatment": .string(treatment.rawValue), "control": .string(control.rawValue),
+                    "mean_difference": .double(c.mean), "differences": .array(c.differences.map(JSONValue.double)),
+                    "seeds": .int(c.count), "verdict": .string(c.verdict.rawValue)]
+                if c.halfWidth.isFinite { entry["ci95"] = [.double(c.lower), .double(c.upper)] }
+                comparisons.append(JSONValue(entry))
             }
         }
-        let runList: [[String: Any]] = runs.map { (run: Run) -> [String: Any] in
-            var entry: [String: Any] = ["ratio": run.ratio, "variant": run.variant.rawValue, "seed": run.seed, "accuracy": run.accuracy,
-                                        "parameters": run.parameters, "flops": run.multiplyAdds, "seconds": run.seconds,
-                                        "learning_rate": run.learningRate]
-            if let diverged = run.diverged { entry["diverged"] = diverged }
+        let runList: [JSONValue] = runs.map { run in
+            var entry: [String: JSONValue] = [
+                "ratio": .double(run.ratio), "variant": .string(run.variant.rawValue), "seed": .int(run.seed),
+                "accuracy": .double(run.accuracy), "parameters": .int(run.parameters), "flops": .int(run.multiplyAdds),
+                "seconds": .double(run.seconds), "learning_rate": .double(run.learningRate)]
+            if let diverged = run.diverged { entry["diverged"] = .string(diverged) }
             if atChance(run.accuracy) { entry["at_chance"] = true }
-            return entry
+            return JSONValue(entry)
         }
-        return ["dataset": dataset, "split": split, "settings": settings, "seconds": seconds,
-                "teacher": ["accuracy": teacher.accuracy, "parameters": teacher.parameters, "flops": teacher.multiplyAdds,
-                            "seconds": teacher.seconds, "cached": teacher.cached] as [String: Any],
-                "pruned_accuracy": prunedAccuracy.map { ["ratio": $0.key, "accuracy": $0.value] },
-                "runs": runList, "comparisons": comparisons]
+        return ["dataset": .string(dataset), "split": .string(split), "settings": settings, "seconds": .double(seconds),
+                "teacher": ["accuracy": .double(teacher.accuracy), "parameters": .int(teacher.parameters),
+                            "flops": .int(teacher.multiplyAdds), "seconds": .double(teacher.seconds), "cached": .bool(teacher.cached)],
+                "pruned_accuracy": .array(prunedAccuracy.map { ["ratio": .double($0.key), "accuracy": .double($0.value)] }),
+                "runs": .array(runList), "comparisons": .array(comparisons)]
     }
 }
 

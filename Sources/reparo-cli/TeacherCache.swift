@@ -10,12 +10,12 @@ struct TeacherCache {
     let directory: String
     /// The settings, canonical (sorted keys) JSON: the library version, data set and its
     /// location, the resolved spec, epochs, learning rate, batch size, seed and the split.
-    let settings: [String: Any]
+    let settings: JSONValue
     let dataset: String
 
     var key: String {
         var hash = FNV1a()
-        hash.mix(bytes: jsonText(settings).utf8)
+        hash.mix(bytes: JSONWriter.text(settings).utf8)
         let digits = String(hash.value, radix: 16)
         return String(repeating: "0", count: 16 - digits.count) + digits
     }
@@ -29,9 +29,10 @@ struct TeacherCache {
         guard FileManager.default.fileExists(atPath: modelPath),
               let data = FileManager.default.contents(atPath: settingsPath),
               let text = String(data: data, encoding: .utf8),
-              let record = try? JSONObject.parseValue(text, context: "teacher cache") as? [String: Any],
-              let stored = record["settings"], jsonText(stored) == jsonText(settings),
-              let accuracy = record["accuracy"] as? Double,
+              let record = try? JSONObject.parseValue(text, context: "teacher cache").members,
+              let stored = record.first(where: { $0.key == "settings" })?.value,
+              JSONWriter.text(stored) == JSONWriter.text(settings),
+              case .number(let accuracy, _)? = record.first(where: { $0.key == "accuracy" })?.value,
               let model = try? Model.load(path: modelPath) else { return nil }
         return (model, accuracy)
     }
@@ -39,7 +40,7 @@ struct TeacherCache {
     /// Saves the teacher (atomically, as `Model.save` does) and then its sidecar.
     func store(_ model: Model, accuracy: Double, seconds: Double) throws {
         try model.save(path: modelPath)
-        let record: [String: Any] = ["settings": settings, "accuracy": accuracy, "seconds": seconds]
-        try jsonText(record).write(toFile: settingsPath, atomically: true, encoding: .utf8)
+        let record: JSONValue = ["settings": settings, "accuracy": .double(accuracy), "seconds": .double(seconds)]
+        try JSONWriter.text(record).write(toFile: settingsPath, atomically: true, encoding: .utf8)
     }
 }

@@ -9,7 +9,7 @@ import Testing
 @Suite("Expansion and collapse")
 struct ExpansionCollapseTests {
     static func expanded(_ model: Model, _ options: String = "{}") throws -> Model {
-        try Expansion.expand(model, options: ExpandOptions.parse(options))
+        try Expansion.expand(model, options: ExpandOptions(json: options))
     }
 
     @Test("expanded output equals compact output in eval and train mode, every spec")
@@ -142,9 +142,7 @@ struct ExpansionCollapseTests {
             let model = try Model(specJSON: specText, seed: 31)
             TestSupport.randomizeBatchNorm(model, seed: 32)
             let expanded = try Self.expanded(try Pruning.prune(model, options: PruneOptions()))
-            var options = CollapseOptions()
-            options.foldBatchNorm = true
-            let folded = try Collapse.collapse(expanded, options: options)
+            let folded = try Collapse.collapse(expanded, options: CollapseOptions(foldBatchNorm: true))
             #expect(!folded.parameters.contains { $0.kind == .runningMean }, "\(label)")
             let batch = 2
             let images = TestSupport.randomImages(batch * model.inputShape.count, seed: 33)
@@ -178,11 +176,11 @@ struct OnlineChainTests {
     static func trainedTwins(_ spec: String, rate: Int, layers: String, steps: Int) throws -> (naive: Model, online: Model, losses: [(Double, Double)]) {
         let dense = try Model(specJSON: spec, seed: 41)
         let pruned = try Pruning.prune(dense, options: PruneOptions())
-        let naive = try Expansion.expand(pruned, options: ExpandOptions.parse(#"{"rate":\#(rate),"layers":"\#(layers)"}"#))
+        let naive = try Expansion.expand(pruned, options: ExpandOptions(json: #"{"rate":\#(rate),"layers":"\#(layers)"}"#))
         let online = try naive.clone()
         let base = #"{"lr":0.05,"momentum":0.9,"weight_decay":0.001,"kd_weight":50,"augment":{"flip":true},"seed":3"#
-        let naiveTrainer = try Trainer(student: naive, teacher: dense, options: TrainerOptions.parse(base + #","chain_mode":"naive"}"#))
-        let onlineTrainer = try Trainer(student: online, teacher: dense, options: TrainerOptions.parse(base + #","chain_mode":"online"}"#))
+        let naiveTrainer = try Trainer(student: naive, teacher: dense, options: TrainerOptions(json: base + #","chain_mode":"naive"}"#))
+        let onlineTrainer = try Trainer(student: online, teacher: dense, options: TrainerOptions(json: base + #","chain_mode":"online"}"#))
         var generator = SeededGenerator(seed: 5)
         var losses: [(Double, Double)] = []
         let batch = 6
@@ -247,7 +245,7 @@ struct OnlineChainTests {
         let spec = #"{"input":[100,2,2],"classes":5,"layers":[{"type":"conv","out":100,"kernel":3,"padding":1},"# +
             #"{"type":"flatten"},{"type":"linear","out":5}]}"#
         let model = try Expansion.expand(try Model(specJSON: spec, seed: 1),
-                                         options: ExpandOptions.parse(#"{"rate":4,"layers":"conv"}"#))
+                                         options: ExpandOptions(json: #"{"rate":4,"layers":"conv"}"#))
         let chains = Trainer.chains(in: model.network)
         try #require(chains.count == 1)
         let chain = chains[0]

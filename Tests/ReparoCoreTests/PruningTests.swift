@@ -56,9 +56,7 @@ struct PruningTests {
         for (label, specText) in TestSupport.equivalenceSpecs {
             let dense = try Model(specJSON: specText, seed: 3)
             TestSupport.randomizeBatchNorm(dense, seed: 4)
-            var options = PruneOptions()
-            options.ratio = ratio
-            let pruned = try Pruning.prune(dense, options: options)
+            let pruned = try Pruning.prune(dense, options: PruneOptions(ratio: ratio))
             let oracle = try dense.clone()
             for (conv, batchNorm) in Self.prunedPairs(dense.spec) {
                 let weight = try #require(TestSupport.parameter(dense, conv + ".weight"))
@@ -80,9 +78,7 @@ struct PruningTests {
     func coupledResidual() throws {
         let dense = try Model(specJSON: #"{"preset":"resnet20","width":0.5}"#, seed: 8)
         TestSupport.randomizeBatchNorm(dense, seed: 9)
-        var options = PruneOptions()
-        options.ratio = 0.5
-        options.residual = .coupled
+        let options = try PruneOptions(ratio: 0.5, residual: .coupled)
         let pruned = try Pruning.prune(dense, options: options)
         let oracle = try dense.clone()
         // Producers tied by the residual additions of each stage (ResNet-20: 3 blocks a stage).
@@ -114,27 +110,27 @@ struct PruningTests {
     func optionsAndCriteria() throws {
         let dense = try Model(specJSON: TestSupport.smallVGGLike, seed: 1)
         TestSupport.randomizeBatchNorm(dense, seed: 2)
-        var options = try PruneOptions.parse(#"{"ratio":0.5,"layers":{"layers.3":0.9}}"#)
+        var options = try PruneOptions(json: #"{"ratio":0.5,"layers":{"layers.3":0.9}}"#)
         let pruned = try Pruning.prune(dense, options: options)
         #expect(pruned.spec.layers[0].out == 5)   // ⌈0.5·9⌉
         #expect(pruned.spec.layers[3].out == 2)   // ⌈0.1·11⌉
         for criterion in ["l2", "bn_gamma", "random"] {
-            options = try PruneOptions.parse(#"{"ratio":0.5,"criterion":"\#(criterion)","seed":3}"#)
+            options = try PruneOptions(json: #"{"ratio":0.5,"criterion":"\#(criterion)","seed":3}"#)
             let model = try Pruning.prune(dense, options: options)
             #expect(model.spec.layers[0].out == 5, "\(criterion)")
         }
         // bn_gamma keeps the largest |γ|: check against the γ values directly.
-        options = try PruneOptions.parse(#"{"ratio":0.5,"criterion":"bn_gamma"}"#)
+        options = try PruneOptions(json: #"{"ratio":0.5,"criterion":"bn_gamma"}"#)
         let byGamma = try Pruning.prune(dense, options: options)
         let gamma = try #require(TestSupport.parameter(dense, "layers.1.weight")).value.array
         let expectedKept = gamma.indices.sorted { abs(gamma[$0]) > abs(gamma[$1]) }.prefix(5).sorted()
         let keptGamma = try #require(TestSupport.parameter(byGamma, "layers.1.weight")).value.array
         #expect(keptGamma == expectedKept.map { gamma[$0] })
-        #expect(throws: ReparoError.self) { try PruneOptions.parse(#"{"ratio":1.5}"#) }
-        #expect(throws: ReparoError.self) { try PruneOptions.parse(#"{"criterion":"l3"}"#) }
-        #expect(throws: ReparoError.self) { try PruneOptions.parse(#"{"ratios":0.5}"#) }
+        #expect(throws: ReparoError.self) { try PruneOptions(json: #"{"ratio":1.5}"#) }
+        #expect(throws: ReparoError.self) { try PruneOptions(json: #"{"criterion":"l3"}"#) }
+        #expect(throws: ReparoError.self) { try PruneOptions(json: #"{"ratios":0.5}"#) }
         #expect(throws: ReparoError.self) {
-            try Pruning.prune(dense, options: try PruneOptions.parse(#"{"layers":{"nope":0.5}}"#))
+            try Pruning.prune(dense, options: try PruneOptions(json: #"{"layers":{"nope":0.5}}"#))
         }
     }
 

@@ -163,7 +163,7 @@ struct ReliabilityTests {
         var models: [(String, Model)] = try TestSupport.equivalenceSpecs.map { ($0.0, try Model(specJSON: $0.1, seed: 1)) }
         let resnet = try Model(specJSON: TestSupport.smallResNet, seed: 2)
         let pruned = try Pruning.prune(resnet, options: PruneOptions())
-        let expanded = try Expansion.expand(pruned, options: ExpandOptions.parse(#"{"layers":"all"}"#))
+        let expanded = try Expansion.expand(pruned, options: ExpandOptions(json: #"{"layers":"all"}"#))
         models += [("pruned", pruned), ("expanded", expanded),
                    ("collapsed", try Collapse.collapse(expanded, options: CollapseOptions())),
                    ("chains", try Model(specJSON: #"{"input":[3,6,6],"classes":3,"layers":[{"type":"conv","out":4,"kernel":3,"padding":1,"chain":[8,16]},{"type":"relu"},{"type":"conv","out":5,"kernel":3,"stride":2,"padding":1,"bias":true,"chain":[6,10]},{"type":"flatten"},{"type":"linear","out":3,"chain":[6,9]}]}"#, seed: 3))]

@@ -30,8 +30,9 @@ private func expectMalformed(at byte: Int, mentions: String, sourceLocation: Sou
 
 private func integer(_ value: Int) -> JSONValue { .number(Double(value), integer: value) }
 
-/// SplitMix64, local so that these tests depend on nothing but the code under test.
-private struct MutationGenerator: RandomNumberGenerator {
+/// SplitMix64, local so that these tests depend on nothing but the code under test (also used
+/// by JSONWriterTests).
+struct MutationGenerator: RandomNumberGenerator {
     var state: UInt64
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -353,19 +354,39 @@ struct JSONObjectTests {
         try object.finish()
     }
 
-    @Test("parseValue gives NSNull, Bool, Int, Double, String, [Any] and [String: Any]")
-    func foundationForm() throws {
-        let value = try JSONObject.parseValue(#"[null,true,1,1.5,1e2,"s",[2],{"k":"v"}]"#, context: "v")
-        let items = try #require(value as? [Any])
-        #expect(items.count == 8)
-        #expect(items[0] is NSNull)
-        #expect(type(of: items[1]) == Bool.self && items[1] as? Bool == true)
-        #expect(type(of: items[2]) == Int.self && items[2] as? Int == 1)
-        #expect(type(of: items[3]) == Double.self && items[3] as? Double == 1.5)
-        #expect(type(of: items[4]) == Double.self && items[4] as? Double == 100)
-        #expect(items[5] as? String == "s")
-        #expect((items[6] as? [Any])?.first as? Int == 2)
-        #expect((items[7] as? [String: Any])?["k"] as? String == "v")
+    @Test("nested objects and array elements are read from the JSONValue tree, in document order")
+    func nested() throws {
+        var object = try JSONObject.parse(#"{"o":{"b":1,"a":2.5},"l":[4,"x",4.0],"w":"all","n":["a","b"],"bad":[1]}"#,
+                                          context: "opts")
+        var inner = try #require(try object.optionalObject("o"))
+        #expect(inner.members.map(\.key) == ["b", "a"])
+        #expect(try inner.int("b", default: 0, in: 0...9) == 1)
+        #expect(try inner.double("a", default: 0, in: 0...9) == 2.5)
+        try inner.finish()
+        let items = try #require(try object.optionalArray("l"))
+        #expect(try JSONObject.integer(items[0], name: "l[0]", in: 0...9) == 4)
+        #expect(throws: ReparoError.invalidArgument("l[1]: expected an integer")) { _ = try JSONObject.integer(items[1], name: "l[1]", in: 0...9) }
+        #expect(throws: ReparoError.invalidArgument("l[2]: expected an integer, got 4.0")) { _ = try JSONObject.integer(items[2], name: "l[2]", in: 0...9) }
+        #expect(throws: ReparoError.invalidArgument("l[0]: 4 is out of range 5...9")) { _ = try JSONObject.integer(items[0], name: "l[0]", in: 5...9) }
+        // "A word or a list of names", one reader for expand's layers and the trainer's kd_layers.
+        enum Choice: Equatable { case pruned, all, names([String]) }
+        let words: KeyValuePairs<String, Choice> = ["pruned": .pruned, "all": .all]
+        #expect(try object.optionalWordOrNames("w", words: words, names: Choice.names) == .all)
+        #expect(try object.optionalWordOrNames("n", words: words, names: Choice.names) == .names(["a", "b"]))
+        #expect(try object.optionalWordOrNames("missing", words: words, names: Choice.names) == nil)
+        #expect(throws: ReparoError.invalidArgument("opts.bad[0]: expected a layer name")) {
+            _ = try object.optionalWordOrNames("bad", words: words, names: Choice.names)
+        }
+        #expect(throws: ReparoError.invalidArgument(#"opts.w: "all" is not "conv" or a list of layer names"#)) {
+            _ = try object.optionalWordOrNames("w", words: ["conv": Choice.pruned], names: Choice.names)
+        }
+        #expect(throws: ReparoError.invalidArgument(#"opts.o: expected "pruned", "all" or a list of layer names"#)) {
+            _ = try object.optionalWordOrNames("o", words: words, names: Choice.names)
+        }
+        try object.finish()
+        #expect(throws: ReparoError.invalidArgument("spec.layers[0]: expected an object")) {
+            _ = try JSONObject(.array([]), context: "spec.layers[0]")
+        }
     }
 
     @Test("errors name the context; limits are JSONObject's")

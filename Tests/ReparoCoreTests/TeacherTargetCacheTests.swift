@@ -9,7 +9,7 @@ struct TeacherTargetCacheTests {
     static func run(_ student: Model, teacher: Model, cache: TeacherTargetCache?, steps: Int = 6,
                     batch: Int = 8) throws -> [Trainer.StepResult] {
         let trainer = try Trainer(student: student, teacher: teacher,
-                                  options: TrainerOptions.parse(#"{"lr":0.02,"kd_weight":300}"#))
+                                  options: TrainerOptions(json: #"{"lr":0.02,"kd_weight":300}"#))
         try trainer.useTeacherTargets(cache)
         var generator = SeededGenerator(seed: 11)
         var results: [Trainer.StepResult] = []
@@ -25,11 +25,8 @@ struct TeacherTargetCacheTests {
     func sharedTargetsAreExact() throws {
         let teacher = try Model(specJSON: TestSupport.smallVGGLike, seed: 3)
         TestSupport.randomizeBatchNorm(teacher, seed: 4)
-        var options = PruneOptions()
-        options.ratio = 0.5
-        let pruned = try Pruning.prune(teacher, options: options)
-        var expandOptions = ExpandOptions()
-        expandOptions.rate = 2
+        let pruned = try Pruning.prune(teacher, options: PruneOptions(ratio: 0.5))
+        let expandOptions = try ExpandOptions(rate: 2)
         let students = [try pruned.clone(), try Expansion.expand(pruned.clone(), options: expandOptions)]
 
         // Reference: each student alone, the teacher run every step.
@@ -60,9 +57,7 @@ struct TeacherTargetCacheTests {
     @Test("a full cache stops storing but still gives the same results")
     func capacityIsRespected() throws {
         let teacher = try Model(specJSON: TestSupport.smallVGGLike, seed: 3)
-        var options = PruneOptions()
-        options.ratio = 0.5
-        let student = try Pruning.prune(teacher, options: options)
+        let student = try Pruning.prune(teacher, options: PruneOptions(ratio: 0.5))
         let expected = try Self.run(try student.clone(), teacher: teacher, cache: nil)
         let cache = TeacherTargetCache(teacher: teacher, capacityBytes: 2 * 3 * 64 * 4)  // two batches
         #expect(try Self.run(try student.clone(), teacher: teacher, cache: cache) == expected)
@@ -75,9 +70,9 @@ struct TeacherTargetCacheTests {
         let teacher = try Model(specJSON: TestSupport.smallVGGLike, seed: 3)
         let other = try teacher.clone()
         let student = try teacher.clone()
-        let trainer = try Trainer(student: student, teacher: teacher, options: TrainerOptions.parse(#"{"kd_weight":300,"kd_layers":"all"}"#))
+        let trainer = try Trainer(student: student, teacher: teacher, options: TrainerOptions(json: #"{"kd_weight":300,"kd_layers":"all"}"#))
         #expect(throws: ReparoError.self) { try trainer.useTeacherTargets(TeacherTargetCache(teacher: other)) }
-        let plain = try Trainer(student: student, teacher: teacher, options: TrainerOptions.parse(#"{"kd_weight":0}"#))
+        let plain = try Trainer(student: student, teacher: teacher, options: TrainerOptions(json: #"{"kd_weight":0}"#))
         #expect(throws: ReparoError.self) { try plain.useTeacherTargets(TeacherTargetCache(teacher: teacher)) }
         try trainer.useTeacherTargets(nil)
     }

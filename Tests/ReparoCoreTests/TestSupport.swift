@@ -69,7 +69,7 @@ enum TestSupport {
     /// Runs `steps` training steps on random data (to move weights away from their start).
     static func train(_ model: Model, teacher: Model? = nil, options: String = #"{"lr":0.01}"#, steps: Int,
                       batch: Int = 8, seed: UInt64 = 1) throws {
-        let trainer = try Trainer(student: model, teacher: teacher, options: TrainerOptions.parse(options))
+        let trainer = try Trainer(student: model, teacher: teacher, options: TrainerOptions(json: options))
         var generator = SeededGenerator(seed: seed)
         for _ in 0..<steps {
             let images = randomImages(batch * model.inputShape.count, seed: generator.next())

@@ -15,7 +15,7 @@ struct TrainingTests {
     @Test("overfitting one small batch drives the loss down")
     func overfitTinyBatch() throws {
         let model = try Model(specJSON: TestSupport.smallVGGLike, seed: 1)
-        let trainer = try Trainer(student: model, teacher: nil, options: TrainerOptions.parse(#"{"lr":0.05}"#))
+        let trainer = try Trainer(student: model, teacher: nil, options: TrainerOptions(json: #"{"lr":0.05}"#))
         let images = TestSupport.randomImages(6 * model.inputShape.count, seed: 2)
         let labels: [Int32] = [0, 1, 2, 3, 4, 5]
         let first = try Self.step(trainer, images, labels)
@@ -29,7 +29,7 @@ struct TrainingTests {
     @Test("a non-finite step returns .numeric and leaves weights, statistics and momentum unchanged")
     func numericFailureChangesNothing() throws {
         let model = try Model(specJSON: TestSupport.smallResNet, seed: 1)
-        let trainer = try Trainer(student: model, teacher: nil, options: TrainerOptions.parse(#"{"lr":0.05}"#))
+        let trainer = try Trainer(student: model, teacher: nil, options: TrainerOptions(json: #"{"lr":0.05}"#))
         let images = TestSupport.randomImages(4 * model.inputShape.count, seed: 2)
         let labels: [Int32] = [0, 1, 2, 3]
         _ = try Self.step(trainer, images, labels)
@@ -44,7 +44,7 @@ struct TrainingTests {
         #expect(trainer.step == 1)
         // The next good step equals the one an untouched twin trainer takes.
         let twin = try Model(specJSON: TestSupport.smallResNet, seed: 1)
-        let twinTrainer = try Trainer(student: twin, teacher: nil, options: TrainerOptions.parse(#"{"lr":0.05}"#))
+        let twinTrainer = try Trainer(student: twin, teacher: nil, options: TrainerOptions(json: #"{"lr":0.05}"#))
         _ = try Self.step(twinTrainer, images, labels)
         let a = try Self.step(trainer, images, labels), b = try Self.step(twinTrainer, images, labels)
         #expect(a == b)
@@ -69,7 +69,7 @@ struct TrainingTests {
             let model = try Model(specJSON: spec, seed: 0)
             let weight = try #require(TestSupport.parameter(model, "layers.1.weight"))
             _ = weight.value.buffer.update(from: [0.5, -0.25, 0.125, 0.75])
-            let trainer = try Trainer(student: model, teacher: nil, options: TrainerOptions.parse(
+            let trainer = try Trainer(student: model, teacher: nil, options: TrainerOptions(json: 
                 #"{"lr":0.1,"momentum":0.9,"weight_decay":0.01,"nesterov":\#(nesterov)}"#))
             let x: [Float] = [1, 2]
             var w: [Double] = [0.5, -0.25, 0.125, 0.75]
@@ -107,20 +107,20 @@ struct TrainingTests {
         #"{"momentum":1.5}"#, #"{"augment":{"crop":2}}"#, #"{"kd_layers":3}"#, #"{"nesterov":"yes"}"#, #"{"lr":"0.1"}"#,
     ])
     func badOptions(text: String) {
-        #expect(throws: ReparoError.self) { try TrainerOptions.parse(text) }
+        #expect(throws: ReparoError.self) { try TrainerOptions(json: text) }
     }
 
     @Test("SP-KD needs a teacher and pairs pruned layers by name")
     func distillationPairs() throws {
         let dense = try Model(specJSON: TestSupport.smallVGGLike, seed: 1)
         let pruned = try Pruning.prune(dense, options: PruneOptions())
-        let options = try TrainerOptions.parse(#"{"kd_weight":10}"#)
+        let options = try TrainerOptions(json: #"{"kd_weight":10}"#)
         #expect(throws: ReparoError.self) { try Trainer(student: pruned, teacher: nil, options: options) }
         let trainer = try Trainer(student: pruned, teacher: dense, options: options)
         #expect(trainer.kdWeight == 10)
         #expect(try Trainer(student: pruned, teacher: dense, options: TrainerOptions()).kdWeight == TrainerOptions.defaultKDWeight)
         #expect(try Trainer(student: pruned, teacher: nil, options: TrainerOptions()).kdWeight == 0)
-        #expect(try Trainer(student: pruned, teacher: dense, options: TrainerOptions.parse(#"{"kd_weight":0}"#)).distilledLayers.isEmpty)
+        #expect(try Trainer(student: pruned, teacher: dense, options: TrainerOptions(json: #"{"kd_weight":0}"#)).distilledLayers.isEmpty)
         #expect(trainer.distilledLayers == ["layers.2", "layers.5", "layers.9"])
         let expanded = try Expansion.expand(pruned, options: ExpandOptions())
         #expect(try Trainer(student: expanded, teacher: dense, options: options).distilledLayers.count == 3)
@@ -128,9 +128,9 @@ struct TrainingTests {
         let prunedResNet = try Pruning.prune(resnet, options: PruneOptions())
         #expect(try Trainer(student: prunedResNet, teacher: resnet, options: options).distilledLayers == ["layers.3", "layers.4", "layers.5"])
         #expect(throws: ReparoError.self) { try Trainer(student: dense, teacher: dense, options: options) }
-        let all = try TrainerOptions.parse(#"{"kd_weight":10,"kd_layers":"all"}"#)
+        let all = try TrainerOptions(json: #"{"kd_weight":10,"kd_layers":"all"}"#)
         #expect(try Trainer(student: dense, teacher: dense, options: all).distilledLayers.count == 3)
-        let named = try TrainerOptions.parse(#"{"kd_weight":10,"kd_layers":["layers.3"]}"#)
+        let named = try TrainerOptions(json: #"{"kd_weight":10,"kd_layers":["layers.3"]}"#)
         #expect(try Trainer(student: pruned, teacher: dense, options: named).distilledLayers == ["layers.5"])
         let images = TestSupport.randomImages(4 * dense.inputShape.count, seed: 3)
         let result = try Self.step(try Trainer(student: pruned, teacher: dense, options: options), images, [0, 1, 2, 3])
@@ -145,7 +145,7 @@ struct TrainingTests {
         let epochs = 12, batch = 64
         let steps = epochs * ((train.count + batch - 1) / batch)
         let trainer = try Trainer(student: model, teacher: nil,
-                                  options: TrainerOptions.parse(#"{"lr":0.05,"schedule":"cosine","total_steps":\#(steps)}"#))
+                                  options: TrainerOptions(json: #"{"lr":0.05,"schedule":"cosine","total_steps":\#(steps)}"#))
         try trainer.fit(train, epochs: epochs, batchSize: batch, seed: 0)
         let accuracy = try model.evaluate(test).accuracy
         #expect(accuracy >= 0.95, "test accuracy \(accuracy)")
@@ -166,20 +166,20 @@ struct CheckpointTests {
                             (0..<4).map { _ in Int32(generator.nextInt(below: 5)) }))
         }
         let uninterrupted = try start.clone()
-        let trainer = try Trainer(student: uninterrupted, teacher: dense, options: TrainerOptions.parse(options))
+        let trainer = try Trainer(student: uninterrupted, teacher: dense, options: TrainerOptions(json: options))
         for (images, labels) in batches { _ = try TrainingTests.step(trainer, images, labels) }
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reparo-checkpoint-\(getpid())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try start.clone()
-        let firstTrainer = try Trainer(student: first, teacher: dense, options: TrainerOptions.parse(options))
+        let firstTrainer = try Trainer(student: first, teacher: dense, options: TrainerOptions(json: options))
         for (images, labels) in batches.prefix(3) { _ = try TrainingTests.step(firstTrainer, images, labels) }
         try first.save(path: directory + "/student.safetensors")
         try firstTrainer.saveState(path: directory + "/trainer.safetensors")
 
         let resumed = try Model.load(path: directory + "/student.safetensors")
-        let resumedTrainer = try Trainer(student: resumed, teacher: dense, options: TrainerOptions.parse(options))
+        let resumedTrainer = try Trainer(student: resumed, teacher: dense, options: TrainerOptions(json: options))
         try resumedTrainer.loadState(path: directory + "/trainer.safetensors")
         #expect(resumedTrainer.step == 3)
         for (images, labels) in batches.dropFirst(3) { _ = try TrainingTests.step(resumedTrainer, images, labels) }

@@ -209,7 +209,7 @@ public enum SafeTensors {
     private static func makeHeader(metadata: [String: String], tensors: [NamedTensor]) throws -> [UInt8] {
         var names: Set<String> = []
         var offset = 0
-        var entries: [(name: String, json: [UInt8])] = []
+        var entries: [(key: String, value: JSONValue)] = []
         entries.reserveCapacity(tensors.count)
         for tensor in tensors {
             let label = "tensor \(quoted(tensor.name))"
@@ -236,60 +236,24 @@ public enum SafeTensors {
             let (end, overflow) = offset.addingReportingOverflow(4 * count)  // count <= FloatBuffer.maximumCount
             guard !overflow else { throw ReparoError.invalidArgument("total data size overflows") }
 
-            var json: [UInt8] = []
-            appendJSONString(tensor.name, to: &json)
-            let shapeText = tensor.shape.map(String.init).joined(separator: ",")
-            json.append(contentsOf: ":{\"dtype\":\"F32\",\"shape\":[\(shapeText)],\"data_offsets\":[\(offset),\(end)]}".utf8)
-            entries.append((tensor.name, json))
+            entries.append((tensor.name, ["dtype": "F32", "shape": .ints(tensor.shape), "data_offsets": .ints([offset, end])]))
             offset = end
         }
 
-        var header: [UInt8] = [UInt8(ascii: "{")]
-        var first = true
+        // __metadata__ first, then the tensors; both sorted by UTF-8 bytes (deterministic output).
+        var members: [(key: String, value: JSONValue)] = []
         if !metadata.isEmpty {
-            header.append(contentsOf: "\"\(metadataKey)\":{".utf8)
-            for (position, key) in metadata.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
-                if position > 0 { header.append(UInt8(ascii: ",")) }
-                appendJSONString(key, to: &header)
-                header.append(UInt8(ascii: ":"))
-                appendJSONString(metadata[key] ?? "", to: &header)
-            }
-            header.append(UInt8(ascii: "}"))
-            first = false
+            let sorted = metadata.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            members.append((metadataKey, .object(sorted.map { (key: $0.key, value: .string($0.value)) })))
         }
-        entries.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
-        for entry in entries {
-            if !first { header.append(UInt8(ascii: ",")) }
-            header.append(contentsOf: entry.json)
-            first = false
-        }
-        header.append(UInt8(ascii: "}"))
+        members += entries.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        var header = JSONWriter(sortedKeys: false, escapesSlashes: false).bytes(.object(members))
         // Padding keeps the data region 8-byte aligned in the file.
         while header.count % 8 != 0 { header.append(UInt8(ascii: " ")) }
         guard header.count <= maximumHeaderBytes else {
             throw ReparoError.invalidArgument("header would be \(header.count) bytes, over the limit of \(maximumHeaderBytes)")
         }
         return header
-    }
-
-    /// Appends `text` as a JSON string literal (RFC 8259: escape quote, backslash, controls).
-    private static func appendJSONString(_ text: String, to output: inout [UInt8]) {
-        let hexDigits = Array("0123456789abcdef".utf8)
-        output.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                output.append(UInt8(ascii: "\\"))
-                output.append(byte)
-            case 0 ..< 0x20:
-                output.append(contentsOf: "\\u00".utf8)
-                output.append(hexDigits[Int(byte >> 4)])
-                output.append(hexDigits[Int(byte & 0xF)])
-            default:
-                output.append(byte)
-            }
-        }
-        output.append(UInt8(ascii: "\""))
     }
 
     /// Calls `body` with the tensor's bytes in little-endian order, 64 KiB at a time.
@@ -391,25 +355,26 @@ private struct HeaderEntry {
     var end: Int
 }
 
-/// A strict, non-recursive reader for exactly the safetensors header schema: an object whose
-/// values are the metadata object (string → string) or tensor entries (dtype string, shape and
-/// data_offsets integer arrays). It never builds a general JSON tree, so nesting cannot
-/// overflow the stack and memory stays proportional to the names and shapes it returns.
-/// (Foundation's JSONSerialization took ~65× the header size in memory on Linux, collapsed
-/// duplicate keys silently, and accepted trailing commas.)
+/// Reads exactly the safetensors header schema with `JSONReader`: an object whose values are
+/// the metadata object (string → string) or tensor entries (dtype string, shape and
+/// data_offsets integer arrays). It pulls the values the schema allows and builds no general
+/// JSON tree, so nothing nests deeper than the schema and memory stays proportional to the
+/// names and shapes it returns. (Foundation's JSONSerialization took ~65× the header size in
+/// memory on Linux, collapsed duplicate keys silently, and accepted trailing commas.)
 private struct HeaderReader {
-    private let bytes: UnsafeRawBufferPointer
+    private var reader: JSONReader
     private let dataLength: Int
-    private var position = 0
 
+    /// `bytes` must be valid UTF-8 (`decode` checks it first).
     init(_ bytes: UnsafeRawBufferPointer, dataLength: Int) {
-        self.bytes = bytes
+        // The schema nests three levels: header object, entry object, shape array.
+        reader = JSONReader(bytes.assumingMemoryBound(to: UInt8.self), maximumDepth: 3)
         self.dataLength = dataLength
     }
 
     /// The metadata and the tensor entries, in header order.
     mutating func readHeader() throws -> (metadata: [String: String], entries: [HeaderEntry]) {
-        guard bytes.first == UInt8(ascii: "{") else {
+        guard reader.bytes.first == UInt8(ascii: "{") else {
             throw ReparoError.format("header is not a JSON object (it must start with '{')")
         }
         var metadata: [String: String] = [:]
@@ -417,43 +382,37 @@ private struct HeaderReader {
         // Swift compares strings by canonical equivalence, so "\u{E1}" and "a\u{301}" are one
         // name here, as they would be in any dictionary a caller builds from the result.
         var keys: Set<String> = []
-        try expect("{")
-        if !consume("}") {
-            repeat {
-                let key = try readString()
+        do {
+            try reader.begin()
+            while let key = try reader.nextKey() {
                 guard keys.insert(key).inserted else {
                     throw ReparoError.format("duplicate key \(SafeTensors.quoted(key)) in the header")
                 }
-                try expect(":")
                 if key == SafeTensors.metadataKey {
                     metadata = try readMetadata()
                 } else {
                     entries.append(try readEntry(name: key))
                 }
-            } while consume(",")
-            try expect("}")
+            }
+            try reader.finish()
+        } catch let error as JSONSyntaxError {
+            throw ReparoError.format("header is not valid JSON: \(error.problem) at header byte \(error.offset)")
         }
-        skipWhitespace()
-        guard position == bytes.count else { throw syntaxError("unexpected bytes after the header object") }
         return (metadata, entries)
     }
 
     private mutating func readMetadata() throws -> [String: String] {
         let label = "'\(SafeTensors.metadataKey)'"
-        guard consume("{") else { throw ReparoError.format("\(label) is not an object") }
+        guard try reader.peek() == .object else { throw ReparoError.format("\(label) is not an object") }
+        try reader.begin()
         var metadata: [String: String] = [:]
-        if !consume("}") {
-            repeat {
-                let key = try readString()
-                try expect(":")
-                guard next == UInt8(ascii: "\"") else {
-                    throw ReparoError.format("\(label) value for key \(SafeTensors.quoted(key)) is not a string")
-                }
-                guard metadata.updateValue(try readString(), forKey: key) == nil else {
-                    throw ReparoError.format("\(label) repeats key \(SafeTensors.quoted(key))")
-                }
-            } while consume(",")
-            try expect("}")
+        while let key = try reader.nextKey() {
+            guard try reader.peek() == .string else {
+                throw ReparoError.format("\(label) value for key \(SafeTensors.quoted(key)) is not a string")
+            }
+            guard metadata.updateValue(try reader.readString(), forKey: key) == nil else {
+                throw ReparoError.format("\(label) repeats key \(SafeTensors.quoted(key))")
+            }
         }
         return metadata
     }
@@ -461,20 +420,19 @@ private struct HeaderReader {
     private mutating func readEntry(name: String) throws -> HeaderEntry {
         let label = "tensor \(SafeTensors.quoted(name))"
         guard !name.isEmpty else { throw ReparoError.format("a tensor has an empty name") }
-        guard consume("{") else { throw ReparoError.format("\(label) is not an object") }
+        guard try reader.peek() == .object else { throw ReparoError.format("\(label) is not an object") }
+        try reader.begin()
         var dtype: String? = nil
         var dimensions: [Int]? = nil
         var offsets: [Int]? = nil
-        if !consume("}") {
-            repeat {
-                let field = try readString()
-                try expect(":")
-                let repeated = ReparoError.format("\(label) repeats field \(SafeTensors.quoted(field))")
+        while let field = try reader.nextKey() {
+            let repeated = ReparoError.format("\(label) repeats field \(SafeTensors.quoted(field))")
+            do {
                 switch field {
                 case "dtype":
                     guard dtype == nil else { throw repeated }
-                    guard next == UInt8(ascii: "\"") else { throw ReparoError.format("\(label): 'dtype' is not a string") }
-                    dtype = try readString()
+                    guard try reader.peek() == .string else { throw ReparoError.format("\(label): 'dtype' is not a string") }
+                    dtype = try reader.readString()
                 case "shape":
                     guard dimensions == nil else { throw repeated }
                     dimensions = try readIntegers(limit: SafeTensors.maximumRank) { problem in
@@ -490,8 +448,9 @@ private struct HeaderReader {
                 default:
                     throw ReparoError.format("\(label) has unexpected field \(SafeTensors.quoted(field))")
                 }
-            } while consume(",")
-            try expect("}")
+            } catch let error as JSONSyntaxError {
+                throw ReparoError.format("\(label): '\(field)' is not valid JSON: \(error.problem) at header byte \(error.offset)")
+            }
         }
         guard let dtype else { throw ReparoError.format("\(label) lacks field 'dtype'") }
         guard let shape = dimensions else { throw ReparoError.format("\(label) lacks field 'shape'") }
@@ -529,143 +488,20 @@ private struct HeaderReader {
         case notArray, tooMany, notInteger(Int)
     }
 
-    /// A JSON array of at most `limit` non-negative integer literals.
+    /// A JSON array of at most `limit` non-negative integer literals: digits only, so not
+    /// 2.0, 1e2 or -0, and within an Int.
     private mutating func readIntegers(limit: Int, _ message: (ArrayProblem) -> String) throws -> [Int] {
-        guard consume("[") else { throw ReparoError.format(message(.notArray)) }
+        guard try reader.peek() == .array else { throw ReparoError.format(message(.notArray)) }
+        try reader.begin()
         var values: [Int] = []
-        if !consume("]") {
-            repeat {
-                guard values.count < limit else { throw ReparoError.format(message(.tooMany)) }
-                guard let value = readNonNegativeInteger() else { throw ReparoError.format(message(.notInteger(values.count))) }
-                values.append(value)
-            } while consume(",")
-            try expect("]")
+        while try reader.nextElement() {
+            guard values.count < limit else { throw ReparoError.format(message(.tooMany)) }
+            guard try reader.peek() == .number, case .number(let double, let integer?) = try reader.readNumber(),
+                  integer >= 0, double.sign == .plus else {
+                throw ReparoError.format(message(.notInteger(values.count)))
+            }
+            values.append(integer)
         }
         return values
-    }
-
-    /// Digits without sign, fraction or exponent (so not 2.0, 1e2 or -0), that fit an Int;
-    /// nil for anything else, including JSON's forbidden leading zeros.
-    private mutating func readNonNegativeInteger() -> Int? {
-        skipWhitespace()
-        let start = position
-        var value = 0
-        while position < bytes.count, bytes[position] >= UInt8(ascii: "0"), bytes[position] <= UInt8(ascii: "9") {
-            let (scaled, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = scaled.addingReportingOverflow(Int(bytes[position] - UInt8(ascii: "0")))
-            guard !overflow1, !overflow2 else { return nil }
-            value = sum
-            position += 1
-        }
-        let digits = position - start
-        guard digits > 0, !(digits > 1 && bytes[start] == UInt8(ascii: "0")) else { return nil }
-        if position < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[position]) {
-            return nil
-        }
-        return value
-    }
-
-    /// A JSON string (RFC 8259 §7): escapes decoded, raw control characters and unpaired
-    /// surrogates rejected. The header was checked to be valid UTF-8 as a whole.
-    private mutating func readString() throws -> String {
-        skipWhitespace()
-        guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else {
-            throw syntaxError("expected a string")
-        }
-        position += 1
-        var decoded: [UInt8] = []
-        var runStart = position
-        while position < bytes.count {
-            let byte = bytes[position]
-            if byte == UInt8(ascii: "\"") {
-                decoded.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart ..< position]))
-                position += 1
-                return String(decoding: decoded, as: UTF8.self)
-            }
-            if byte < 0x20 { throw syntaxError("control character in a string") }
-            guard byte == UInt8(ascii: "\\") else {
-                position += 1
-                continue
-            }
-            decoded.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart ..< position]))
-            position += 1
-            guard position < bytes.count else { break }
-            let escape = bytes[position]
-            position += 1
-            switch escape {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): decoded.append(escape)
-            case UInt8(ascii: "b"): decoded.append(0x08)
-            case UInt8(ascii: "f"): decoded.append(0x0C)
-            case UInt8(ascii: "n"): decoded.append(0x0A)
-            case UInt8(ascii: "r"): decoded.append(0x0D)
-            case UInt8(ascii: "t"): decoded.append(0x09)
-            case UInt8(ascii: "u"):
-                var code = try readHex4()
-                if (0xD800 ..< 0xDC00).contains(code) {
-                    guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"),
-                          bytes[position + 1] == UInt8(ascii: "u") else { throw syntaxError("unpaired surrogate escape") }
-                    position += 2
-                    let low = try readHex4()
-                    guard (0xDC00 ..< 0xE000).contains(low) else { throw syntaxError("unpaired surrogate escape") }
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                }
-                guard let scalar = Unicode.Scalar(code) else { throw syntaxError("unpaired surrogate escape") }
-                UTF8.encode(scalar) { decoded.append($0) }
-            default:
-                throw syntaxError("invalid escape in a string")
-            }
-            runStart = position
-        }
-        throw syntaxError("unterminated string")
-    }
-
-    private mutating func readHex4() throws -> UInt32 {
-        guard position + 4 <= bytes.count else { throw syntaxError("truncated \\u escape") }
-        var code: UInt32 = 0
-        for _ in 0 ..< 4 {
-            let byte = bytes[position]
-            let digit: UInt8
-            switch byte {
-            case UInt8(ascii: "0") ... UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a") ... UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A") ... UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: throw syntaxError("invalid \\u escape")
-            }
-            code = code << 4 | UInt32(digit)
-            position += 1
-        }
-        return code
-    }
-
-    /// The next byte after whitespace, not consumed.
-    private var next: UInt8? {
-        mutating get {
-            skipWhitespace()
-            return position < bytes.count ? bytes[position] : nil
-        }
-    }
-
-    /// Consumes `byte` (after whitespace) if it is next.
-    private mutating func consume(_ byte: Unicode.Scalar) -> Bool {
-        guard next == UInt8(ascii: byte) else { return false }
-        position += 1
-        return true
-    }
-
-    private mutating func expect(_ byte: Unicode.Scalar) throws {
-        guard consume(byte) else { throw syntaxError("expected '\(byte)'") }
-    }
-
-    private mutating func skipWhitespace() {
-        while position < bytes.count {
-            switch bytes[position] {
-            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"): position += 1
-            default: return
-            }
-        }
-    }
-
-    private func syntaxError(_ problem: String) -> ReparoError {
-        ReparoError.format("header is not valid JSON: \(problem) at header byte \(position)")
     }
 }

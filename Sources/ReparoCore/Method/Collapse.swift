@@ -1,19 +1,3 @@
-/// Options of `Collapse.collapse` (the C API's `reparo_collapse` JSON).
-public struct CollapseOptions: Equatable, Sendable {
-    /// Also fold each BatchNorm into the conv before it (inference only: no BN left to train).
-    public var foldBatchNorm = false
-
-    public init() {}
-
-    public static func parse(_ text: String?) throws -> CollapseOptions {
-        var object = try JSONObject.parse(text, context: "options")
-        var options = CollapseOptions()
-        options.foldBatchNorm = try object.bool("fold_batchnorm", default: false)
-        try object.finish()
-        return options
-    }
-}
-
 /// Re-parameterization (step 4 of the method): every expanded chain is multiplied back into
 /// one layer of the compact shape, per kernel tap W[:,:,u,v] = F₂ · F₁[:,:,u,v] · F₀ (in
 /// Double), the bias carried over. Optionally folds BatchNorm into the preceding conv:

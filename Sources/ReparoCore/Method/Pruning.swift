@@ -1,53 +1,5 @@
 import Foundation
 
-/// Options of `Pruning.prune` (the C API's `reparo_prune` JSON).
-public struct PruneOptions: Equatable, Sendable {
-    /// Fraction of filters removed from each prunable conv; at least one filter stays.
-    public var ratio = 0.5
-    public var criterion: Criterion = .l1
-    public var seed: UInt64 = 0
-    /// Per-conv ratios overriding `ratio`, by conv name.
-    public var layerRatios: [String: Double] = [:]
-    /// `.block`: prune inside residual blocks only; `.coupled`: also block outputs, one
-    /// channel set per group of tensors tied by residual additions.
-    public var residual: Residual = .block
-
-    public enum Criterion: String, Sendable, CaseIterable {
-        case l1, l2
-        case batchNormGamma = "bn_gamma"
-        case random
-    }
-
-    public enum Residual: String, Sendable, CaseIterable {
-        case block, coupled
-    }
-
-    public init() {}
-
-    public static func parse(_ text: String?) throws -> PruneOptions {
-        var object = try JSONObject.parse(text, context: "options")
-        var options = PruneOptions()
-        options.ratio = try object.double("ratio", default: 0.5, in: 0...1)
-        options.criterion = Criterion(rawValue: try object.string("criterion", default: "l1",
-                                                                  allowed: Criterion.allCases.map(\.rawValue))) ?? .l1
-        options.seed = UInt64(try object.int("seed", default: 0, in: 0...Int(Int64.max)))
-        options.residual = Residual(rawValue: try object.string("residual", default: "block",
-                                                                allowed: Residual.allCases.map(\.rawValue))) ?? .block
-        if let layers = try object.optionalObject("layers") {
-            for (name, value) in layers.fields {
-                options.layerRatios[name] = try JSONObject.number(value, name: "options.layers.\(name)", in: 0...1)
-            }
-        }
-        try object.finish()
-        return options
-    }
-
-    /// Filters kept out of `count` at `ratio`: ⌈(1 − ratio)·count⌉, at least 1.
-    public static func kept(_ count: Int, ratio: Double) -> Int {
-        max(1, min(count, Int(((1 - ratio) * Double(count) - 1e-9).rounded(.up))))
-    }
-}
-
 /// Structured filter pruning (step 1 of the method). Channels are analysed as groups: a
 /// group is the set of output channels of one conv, or of several convs whose outputs a
 /// residual addition ties together; every conv/linear reading the group is a consumer.

@@ -3,7 +3,7 @@ extension Model {
     /// forward multiply-adds per image ("flops") and every leaf layer with its shapes; an
     /// expanded layer lists the weight shapes of its chain and its compact weight shape.
     public func describe() -> String {
-        var layers: [[String: Any]] = []
+        var layers: [JSONValue] = []
         func visit(_ layer: Layer) {
             switch layer {
             case let sequential as Sequential:
@@ -11,40 +11,40 @@ extension Model {
             case let block as BasicBlock:
                 block.main.layers.forEach(visit)
                 block.shortcut.layers.forEach(visit)
-                layers.append(["name": block.name, "type": "residual_add", "input": block.inputShape.array,
-                               "output": block.outputShape.array])
+                layers.append(["name": .string(block.name), "type": "residual_add", "input": .ints(block.inputShape.array),
+                               "output": .ints(block.outputShape.array)])
             case let chain as ExpandedChain:
                 let shapes = chain.factors.compactMap { $0.parameters.first?.shape }
-                var entry: [String: Any] = ["name": chain.name, "input": chain.inputShape.array,
-                                            "output": chain.outputShape.array, "chain": shapes]
+                var entry: [String: JSONValue] = ["name": .string(chain.name), "input": .ints(chain.inputShape.array),
+                                                  "output": .ints(chain.outputShape.array), "chain": .array(shapes.map(JSONValue.ints))]
                 if let conv = chain.factors[1] as? Conv2D {
                     entry["type"] = "conv"
-                    entry["weight"] = [chain.outputShape.channels, chain.inputShape.channels, conv.kernelSize, conv.kernelSize]
-                    entry["stride"] = conv.stride
-                    entry["padding"] = conv.padding
+                    entry["weight"] = .ints([chain.outputShape.channels, chain.inputShape.channels, conv.kernelSize, conv.kernelSize])
+                    entry["stride"] = .int(conv.stride)
+                    entry["padding"] = .int(conv.padding)
                 } else {
                     entry["type"] = "linear"
-                    entry["weight"] = [chain.outputShape.channels, chain.inputShape.count]
+                    entry["weight"] = .ints([chain.outputShape.channels, chain.inputShape.count])
                 }
-                layers.append(entry)
+                layers.append(JSONValue(entry))
             default:
-                var entry: [String: Any] = ["name": layer.name, "type": typeName(layer),
-                                            "input": layer.inputShape.array, "output": layer.outputShape.array]
-                if let weight = layer.parameters.first, weight.kind == .weight { entry["weight"] = weight.shape }
+                var entry: [String: JSONValue] = ["name": .string(layer.name), "type": .string(typeName(layer)),
+                                                  "input": .ints(layer.inputShape.array), "output": .ints(layer.outputShape.array)]
+                if let weight = layer.parameters.first, weight.kind == .weight { entry["weight"] = .ints(weight.shape) }
                 if let conv = layer as? Conv2D {
-                    entry["stride"] = conv.stride
-                    entry["padding"] = conv.padding
-                    entry["bias"] = conv.bias != nil
+                    entry["stride"] = .int(conv.stride)
+                    entry["padding"] = .int(conv.padding)
+                    entry["bias"] = .bool(conv.bias != nil)
                 }
-                layers.append(entry)
+                layers.append(JSONValue(entry))
             }
         }
         visit(network)
-        let object: [String: Any] = [
-            "state": state.rawValue, "input": inputShape.array, "classes": classes,
-            "parameters": parameterCount, "flops": multiplyAdds, "layers": layers,
+        let object: JSONValue = [
+            "state": .string(state.rawValue), "input": .ints(inputShape.array), "classes": .int(classes),
+            "parameters": .int(parameterCount), "flops": .int(multiplyAdds), "layers": .array(layers),
         ]
-        return jsonText(object)
+        return JSONWriter.text(object)
     }
 
     private func typeName(_ layer: Layer) -> String {

@@ -58,27 +58,27 @@ public struct LayerSpec: Equatable, Sendable {
     }
 
     /// JSON form (what is saved in a weights file's metadata).
-    public var json: [String: Any] {
-        var object: [String: Any] = ["type": kind.rawValue, "name": name]
+    public var json: JSONValue {
+        var object: [String: JSONValue] = ["type": .string(kind.rawValue), "name": .string(name)]
         switch kind {
         case .conv:
-            object["out"] = out; object["kernel"] = kernel; object["stride"] = stride
-            object["padding"] = padding; object["bias"] = bias
-            if let chain { object["chain"] = chain }
+            object["out"] = .int(out); object["kernel"] = .int(kernel); object["stride"] = .int(stride)
+            object["padding"] = .int(padding); object["bias"] = .bool(bias)
+            if let chain { object["chain"] = .ints(chain) }
         case .linear:
-            object["out"] = out; object["bias"] = bias
-            if let chain { object["chain"] = chain }
+            object["out"] = .int(out); object["bias"] = .bool(bias)
+            if let chain { object["chain"] = .ints(chain) }
         case .maxpool:
-            object["kernel"] = kernel; object["stride"] = stride
+            object["kernel"] = .int(kernel); object["stride"] = .int(stride)
         case .avgpool:
-            if kernel > 0 { object["kernel"] = kernel; object["stride"] = stride }
+            if kernel > 0 { object["kernel"] = .int(kernel); object["stride"] = .int(stride) }
         case .basicBlock:
-            object["main"] = main.map(\.json)
-            object["shortcut"] = shortcut.map(\.json)
+            object["main"] = .array(main.map(\.json))
+            object["shortcut"] = .array(shortcut.map(\.json))
         case .batchnorm, .relu, .flatten:
             break
         }
-        return object
+        return JSONValue(object)
     }
 
     /// Every conv/linear spec in this layer (recursively), in order.
@@ -105,11 +105,11 @@ public struct ModelSpec: Equatable, Sendable {
         self.layers = layers
     }
 
-    public var json: [String: Any] {
-        ["input": input.array, "classes": classes, "state": state.rawValue, "layers": layers.map(\.json)]
+    public var json: JSONValue {
+        ["input": .ints(input.array), "classes": .int(classes), "state": .string(state.rawValue), "layers": .array(layers.map(\.json))]
     }
 
-    public var jsonText: String { ReparoCore.jsonText(json) }
+    public var jsonText: String { JSONWriter.text(json) }
 }
 
 extension Array where Element == LayerSpec {

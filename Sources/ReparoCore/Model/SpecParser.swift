@@ -51,9 +51,8 @@ public enum SpecParser {
 
     /// Parses one layer; `inputChannels` tracks channel counts so a basic block knows whether
     /// it needs a projection shortcut.
-    static func parseLayer(_ value: Any, context: String, defaultName: String, inputChannels: inout Int) throws -> LayerSpec {
-        guard let fields = value as? [String: Any] else { throw ReparoError.invalidArgument("\(context): expected an object") }
-        var object = JSONObject(fields: fields, context: context)
+    static func parseLayer(_ value: JSONValue, context: String, defaultName: String, inputChannels: inout Int) throws -> LayerSpec {
+        var object = try JSONObject(value, context: context)
         let typeName = try object.optionalString("type", allowed: LayerSpec.Kind.allCases.map(\.rawValue))
         guard let typeName, let kind = LayerSpec.Kind(rawValue: typeName) else {
             throw ReparoError.invalidArgument("\(context).type: required")

@@ -85,17 +85,17 @@ let denseSpec = #"{"preset":"vgg16"}"#
 
 func makeModels() throws -> (dense: Model, pruned: Model) {
     let dense = try Model(specJSON: denseSpec, seed: 1)
-    let pruned = try Pruning.prune(dense, options: PruneOptions.parse(#"{"ratio":0.7}"#))
+    let pruned = try Pruning.prune(dense, options: PruneOptions(ratio: 0.7))
     return (dense, pruned)
 }
 
 /// ResNet-56 pruned at 0.5 (narrow layers, many positions: online collapse is nearly free).
 func makePrunedResNet() throws -> Model {
-    try Pruning.prune(try Model(specJSON: #"{"preset":"resnet56"}"#, seed: 1), options: PruneOptions.parse(#"{"ratio":0.5}"#))
+    try Pruning.prune(try Model(specJSON: #"{"preset":"resnet56"}"#, seed: 1), options: PruneOptions(ratio: 0.5))
 }
 
 func expanded(_ pruned: Model) throws -> Model {
-    try Expansion.expand(pruned.clone(), options: ExpandOptions.parse(#"{"rate":4}"#))
+    try Expansion.expand(pruned.clone(), options: ExpandOptions(rate: 4))
 }
 
 // MARK: conv-efficiency
@@ -251,8 +251,15 @@ func stepMultiplyAdds(_ model: Model, mode: String, batch: Int) -> Double {
 
 func makeTrainer(_ model: Model, mode: String, settings: Settings) throws -> Trainer {
     // A small learning rate keeps random-data steps finite for any number of repetitions.
-    let options = try TrainerOptions.parse(#"{"lr":0.001,"momentum":0.9,"weight_decay":5e-4,"threads":\#(settings.threads),"chain_mode":"\#(mode)"}"#)
+    let options = try TrainerOptions(learningRate: 0.001, momentum: 0.9, weightDecay: 5e-4, threads: settings.threads,
+                                     chainMode: try chainMode(mode))
     return try Trainer(student: model, teacher: nil, options: options)
+}
+
+/// The chain mode named like its raw value (naive, online, auto).
+func chainMode(_ name: String) throws -> ExpandedChain.TrainingMode {
+    guard let mode = ExpandedChain.TrainingMode(rawValue: name) else { throw ReparoError.invalidArgument("unknown chain mode \(name)") }
+    return mode
 }
 
 func stepBench(pruned: Model, label modelLabel: String, settings: Settings) throws -> (markdown: String, json: [[String: Any]]) {
@@ -464,7 +471,7 @@ func chainChoice(pruned: Model, settings: Settings) throws -> (markdown: String,
 // MARK: infer
 
 func inferBench(dense: Model, pruned: Model, settings: Settings) throws -> (markdown: String, json: [[String: Any]]) {
-    let fold = try CollapseOptions.parse(#"{"fold_batchnorm":true}"#)
+    let fold = try CollapseOptions(foldBatchNorm: true)
     // The method's deliverable: pruned → expanded → fine-tuned → collapsed with BN folded.
     let prunedFolded = try Collapse.collapse(try expanded(pruned), options: fold)
     let denseFolded = try Collapse.collapse(dense, options: fold)
@@ -619,7 +626,7 @@ do {
     }
     if settings.command == "infer-layers" {
         try section("infer_layers") {
-            let fold = try CollapseOptions.parse(#"{"fold_batchnorm":true}"#)
+            let fold = try CollapseOptions(foldBatchNorm: true)
             var records: [[String: Any]] = []
             print("### where an inference pass's time goes (eval forward per layer, unfused, medians)\n")
             for (label, model) in [("pruned 0.7, collapsed + BN folded", try Collapse.collapse(try expanded(pruned), options: fold)),

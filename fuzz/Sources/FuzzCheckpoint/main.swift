@@ -31,9 +31,8 @@ public func fuzzCheckpoint(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
           estimatedParameters(spec) <= parameterLimit,
           let student = try? Model(spec: spec, seed: 1),
           student.multiplyAdds <= stepMultiplyAddLimit else { return 0 }
-    var options = TrainerOptions()
-    options.threads = 1
-    guard let trainer = try? Trainer(student: student, teacher: nil, options: options) else { return 0 }
+    guard let options = try? TrainerOptions(threads: 1),
+          let trainer = try? Trainer(student: student, teacher: nil, options: options) else { return 0 }
 
     guard let file = fopen(scratchPath, "wb") else { fatalError("cannot create \(scratchPath)") }
     guard fwrite(data, 1, size, file) == size, fclose(file) == 0 else { fatalError("cannot write \(scratchPath)") }

@@ -32,7 +32,7 @@ public func fuzzLoad(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard let specText = metadata["spec"], let spec = try? SpecParser.parse(specText) else { return 0 }
     // The saved text is the contract, so the text must be a fixed point, and the spec read back
     // must equal the one saved (what a reloaded model's spec is compared with).
-    let text = spec.jsonText  // JSONSerialization: computed once, it is a fifth of the time
+    let text = spec.jsonText
     guard let reparsed = try? SpecParser.parse(text), reparsed.jsonText == text, reparsed == spec else {
         fatalError("spec does not survive its JSON round trip: \(text)")
     }

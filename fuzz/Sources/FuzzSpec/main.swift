@@ -31,10 +31,10 @@ public func fuzzSpec(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     _ = try? StrictJSON.parse(text, context: "fuzz", maximumDepth: JSONObject.maximumDepth,
                               maximumLength: JSONObject.maximumLength)
 
-    _ = try? TrainerOptions.parse(text)
-    _ = try? PruneOptions.parse(text)
-    _ = try? ExpandOptions.parse(text)
-    _ = try? CollapseOptions.parse(text)
+    _ = try? TrainerOptions(json: text)
+    _ = try? PruneOptions(json: text)
+    _ = try? ExpandOptions(json: text)
+    _ = try? CollapseOptions(json: text)
 
     guard let spec = try? SpecParser.parse(text) else { return 0 }
     // The saved text is the contract, so the text must be a fixed point, and the spec read back

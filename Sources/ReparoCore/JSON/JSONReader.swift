@@ -1,178 +1,125 @@
-/// A JSON value (RFC 8259) as `StrictJSON` reads it. Objects keep their members in document
-/// order; `StrictJSON` guarantees that no two of them share a key.
-public enum JSONValue: Sendable {
-    case null
-    case bool(Bool)
-    /// `integer` is the exact value when the literal has neither fraction nor exponent and fits
-    /// an Int; so `1.0`, `1e2` and 9223372036854775808 are numbers but not integers.
-    case number(Double, integer: Int?)
-    case string(String)
-    case array([JSONValue])
-    case object([(key: String, value: JSONValue)])
-}
-
-extension JSONValue: Equatable {
-    /// Structural equality; objects compare member by member, in order.
-    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
-        switch (lhs, rhs) {
-        case (.null, .null): return true
-        case let (.bool(a), .bool(b)): return a == b
-        case let (.number(a, integerA), .number(b, integerB)): return a == b && integerA == integerB
-        case let (.string(a), .string(b)): return a == b
-        case let (.array(a), .array(b)): return a == b
-        case let (.object(a), .object(b)):
-            return a.count == b.count && zip(a, b).allSatisfy { $0.key == $1.key && $0.value == $1.value }
-        default: return false
-        }
-    }
-}
-
-/// A strict JSON reader: RFC 8259 and nothing more, for text that comes from users and files.
+/// A strict pull reader for JSON text (RFC 8259 and nothing more), for text that comes from
+/// users and files. The caller walks the document — `peek` at the next value's kind, then
+/// `readString`, `readNumber`, `readLiteral`, or `begin` and then `nextKey` (objects) or
+/// `nextElement` (arrays) — and the reader checks the grammar between the values it hands out. `StrictJSON` builds a
+/// `JSONValue` tree this way; `SafeTensors` reads its header schema directly, building nothing
+/// it does not keep.
 ///
-/// Rejected: trailing commas, comments, a leading byte order mark, NaN/Infinity, leading zeros,
-/// numbers that overflow a Double, raw control characters in strings, unknown escapes, unpaired
-/// surrogate escapes, invalid UTF-8 (overlong forms, encoded surrogates, > U+10FFFF), two members
-/// of one object with the same key, anything after the value, nesting deeper than
-/// `maximumDepth`, and text longer than `maximumLength` bytes.
+/// Rejected: trailing commas, comments, NaN/Infinity, leading zeros, numbers that overflow a
+/// Double, raw control characters in strings, unknown escapes, unpaired surrogate escapes,
+/// invalid UTF-8 (overlong forms, encoded surrogates, > U+10FFFF), nesting deeper than
+/// `maximumDepth`, and anything after the top-level value (`finish`). Duplicate keys are the
+/// caller's to judge: `nextKey` reports where each key starts (`keyOffset`).
 ///
-/// Keys are compared after decoding escapes, with Swift's `String` equality (canonical
-/// equivalence). That is stricter than RFC 8259 §8.3 (code units) on purpose: "\u00e9" and
-/// "e\u0301" would be one key in any Swift dictionary built from the result, so accepting both
-/// would lose a value silently.
-///
-/// The reader keeps its own stack of open containers instead of recursing, so depth costs no
-/// call stack; time and memory are linear in the input.
-public enum StrictJSON {
-    /// Parses `text`, which must hold exactly one JSON value.
-    /// Errors are `.invalidArgument("<context>: malformed JSON at byte N: <what>")`, N counted
-    /// from 0 in the UTF-8 text.
-    public static func parse(_ text: String, context: String, maximumDepth: Int = 64,
-                             maximumLength: Int) throws -> JSONValue {
-        var text = text
-        return try text.withUTF8 {
-            try parse($0, context: context, maximumDepth: maximumDepth, maximumLength: maximumLength)
-        }
-    }
+/// The reader recurses nowhere and keeps no stack (only the depth), so depth costs no call
+/// stack; time is linear in the input. Errors are `JSONSyntaxError`, which each caller words.
+struct JSONReader {
+    /// The kind of value that starts at the next byte.
+    enum Kind { case object, array, string, number, bool, null }
 
-    /// Parses UTF-8 `bytes`, which must hold exactly one JSON value.
-    public static func parse(_ bytes: [UInt8], context: String, maximumDepth: Int = 64,
-                             maximumLength: Int) throws -> JSONValue {
-        try bytes.withUnsafeBufferPointer {
-            try parse($0, context: context, maximumDepth: maximumDepth, maximumLength: maximumLength)
-        }
-    }
-
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>, context: String, maximumDepth: Int,
-                      maximumLength: Int) throws -> JSONValue {
-        var reader = Reader(bytes: bytes, context: context, maximumDepth: maximumDepth)
-        guard bytes.count <= maximumLength else {
-            throw reader.error("longer than the limit of \(maximumLength) bytes", at: maximumLength)
-        }
-        return try reader.readDocument()
-    }
-}
-
-/// One open array or object while its members are being read.
-private struct Frame {
-    let isObject: Bool
-    var items: [JSONValue] = []
-    var members: [(key: String, value: JSONValue)] = []
-    var keys: Set<String> = []
-    /// The key whose value is being read (objects only).
-    var key = ""
-
-    init(isObject: Bool) { self.isObject = isObject }
-}
-
-private struct Reader {
     let bytes: UnsafeBufferPointer<UInt8>
-    let context: String
     let maximumDepth: Int
-    var position = 0
+    private(set) var position = 0
+    /// Where the key that `nextKey` returned last starts (its opening quote).
+    private(set) var keyOffset = 0
+    private var depth = 0
+    /// True right after `begin`: no member yet, so no comma is due.
+    private var atFirst = false
 
-    init(bytes: UnsafeBufferPointer<UInt8>, context: String, maximumDepth: Int) {
+    init(_ bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int) {
         self.bytes = bytes
-        self.context = context
         self.maximumDepth = maximumDepth
     }
 
-    mutating func readDocument() throws -> JSONValue {
-        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
-            throw error("a byte order mark is not allowed", at: 0)
-        }
-        var stack: [Frame] = []
-        readingValues: while true {
-            skipWhitespace()
-            guard position < bytes.count else { throw error("unexpected end of input, expected a value") }
-            var value: JSONValue
-            switch bytes[position] {
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                guard stack.count < maximumDepth else { throw error("nested deeper than \(maximumDepth) levels") }
-                let isObject = bytes[position] == UInt8(ascii: "{")
-                position += 1
-                skipWhitespace()
-                if consume(isObject ? "}" : "]") {
-                    value = isObject ? .object([]) : .array([])
-                } else {
-                    // A non-empty container: read its first member's value on the next turn.
-                    var frame = Frame(isObject: isObject)
-                    if isObject { try readKey(into: &frame, afterComma: false) }
-                    stack.append(frame)
-                    continue readingValues
-                }
-            case UInt8(ascii: "\""): value = .string(try readString())
-            case UInt8(ascii: "t"): try readLiteral("true"); value = .bool(true)
-            case UInt8(ascii: "f"): try readLiteral("false"); value = .bool(false)
-            case UInt8(ascii: "n"): try readLiteral("null"); value = .null
-            case UInt8(ascii: "-"), UInt8(ascii: "0") ... UInt8(ascii: "9"): value = try readNumber()
-            default: throw error("unexpected \(describeNext()), expected a value")
-            }
-            // Hand the value to the innermost open container, closing every one that ends here.
-            while let last = stack.indices.last {
-                if stack[last].isObject {
-                    stack[last].members.append((stack[last].key, value))
-                } else {
-                    stack[last].items.append(value)
-                }
-                let closer: Unicode.Scalar = stack[last].isObject ? "}" : "]"
-                skipWhitespace()
-                if consume(",") {
-                    if stack[last].isObject {
-                        try readKey(into: &stack[last], afterComma: true)
-                    } else {
-                        skipWhitespace()
-                        if peek(is: "]") { throw error("trailing comma before ']'") }
-                    }
-                    continue readingValues
-                }
-                guard consume(closer) else { throw error("unexpected \(describeNext()), expected ',' or '\(closer)'") }
-                let frame = stack.removeLast()
-                value = frame.isObject ? .object(frame.members) : .array(frame.items)
-            }
-            skipWhitespace()
-            guard position == bytes.count else { throw error("unexpected \(describeNext()) after the value") }
-            return value
+    // MARK: - Structure
+
+    /// The kind of the next value (after whitespace), which is not consumed.
+    mutating func peek() throws -> Kind {
+        skipWhitespace()
+        guard position < bytes.count else { throw error("unexpected end of input, expected a value") }
+        switch bytes[position] {
+        case UInt8(ascii: "{"): return .object
+        case UInt8(ascii: "["): return .array
+        case UInt8(ascii: "\""): return .string
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): return .bool
+        case UInt8(ascii: "n"): return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0") ... UInt8(ascii: "9"): return .number
+        default: throw error("unexpected \(describeNext()), expected a value")
         }
     }
 
-    /// Reads `"key" :` into `frame`, rejecting a key the object already has.
-    mutating func readKey(into frame: inout Frame, afterComma: Bool) throws {
+    /// Consumes the '{' or '[' that `peek` found; `nextKey` or `nextElement` go on from there.
+    mutating func begin() throws {
+        guard depth < maximumDepth else { throw error("nested deeper than \(maximumDepth) levels") }
+        depth += 1
+        position += 1
+        atFirst = true
+    }
+
+    /// The next member's key of the innermost object, with its ':' consumed (the caller reads
+    /// the value next), or nil once the object's '}' is consumed.
+    mutating func nextKey() throws -> String? {
+        skipWhitespace()
+        if atFirst {
+            atFirst = false
+            if consume("}") { return end() }
+            return try readKey(afterComma: false)
+        }
+        if consume(",") { return try readKey(afterComma: true) }
+        guard consume("}") else { throw error("unexpected \(describeNext()), expected ',' or '}'") }
+        return end()
+    }
+
+    /// True when the innermost array has another element (the caller reads it next); false
+    /// once its ']' is consumed.
+    mutating func nextElement() throws -> Bool {
+        skipWhitespace()
+        if atFirst {
+            atFirst = false
+            if consume("]") { return end() != nil }
+            return true
+        }
+        if consume(",") {
+            skipWhitespace()
+            if peek(is: "]") { throw error("trailing comma before ']'") }
+            return true
+        }
+        guard consume("]") else { throw error("unexpected \(describeNext()), expected ',' or ']'") }
+        return end() != nil
+    }
+
+    /// Closes a container; always nil (the value `nextKey` returns at the end).
+    private mutating func end() -> String? {
+        depth -= 1
+        return nil
+    }
+
+    /// Reads `"key" :`.
+    private mutating func readKey(afterComma: Bool) throws -> String {
         skipWhitespace()
         guard peek(is: "\"") else {
             if afterComma && peek(is: "}") { throw error("trailing comma before '}'") }
             throw error("unexpected \(describeNext()), expected a string key")
         }
-        let start = position
+        keyOffset = position
         let key = try readString()
-        guard frame.keys.insert(key).inserted else { throw error("duplicate key \(quoted(key))", at: start) }
-        frame.key = key
         skipWhitespace()
         guard consume(":") else { throw error("unexpected \(describeNext()), expected ':' after a key") }
+        return key
     }
+
+    /// Only whitespace may follow the top-level value.
+    mutating func finish() throws {
+        skipWhitespace()
+        guard position == bytes.count else { throw error("unexpected \(describeNext()) after the value") }
+    }
+
+    // MARK: - Scalars
 
     /// A string (RFC 8259 §7) starting at the opening quote: escapes decoded, raw control
     /// characters, unpaired surrogates and invalid UTF-8 rejected.
     mutating func readString() throws -> String {
+        skipWhitespace()
         let start = position
         position += 1
         var decoded: [UInt8] = []
@@ -204,7 +151,7 @@ private struct Reader {
     }
 
     /// Decodes the escape at `position` (a backslash) as UTF-8 into `decoded`.
-    mutating func readEscape(into decoded: inout [UInt8]) throws {
+    private mutating func readEscape(into decoded: inout [UInt8]) throws {
         let start = position
         position += 1
         guard position < bytes.count else { throw error("unterminated string") }
@@ -235,7 +182,7 @@ private struct Reader {
         }
     }
 
-    mutating func readHex4() throws -> UInt32 {
+    private mutating func readHex4() throws -> UInt32 {
         var code: UInt32 = 0
         for _ in 0 ..< 4 {
             guard position < bytes.count else { throw error("unterminated \\u escape") }
@@ -255,7 +202,7 @@ private struct Reader {
 
     /// Steps over one well-formed UTF-8 sequence of 2 to 4 bytes (Unicode 15, table 3-7): no
     /// overlong forms, no encoded surrogates, nothing above U+10FFFF.
-    mutating func skipMultiByteCharacter() throws {
+    private mutating func skipMultiByteCharacter() throws {
         let lead = bytes[position]
         var length = 2
         var secondRange: ClosedRange<UInt8> = 0x80 ... 0xBF
@@ -278,9 +225,10 @@ private struct Reader {
         position += length
     }
 
-    /// A number (RFC 8259 §6). The Double comes from the C library's correctly rounded
-    /// conversion unless the literal is an integer that a Double holds exactly.
+    /// A number (RFC 8259 §6), as `.number`. The Double comes from the C library's correctly
+    /// rounded conversion unless the literal is an integer that a Double holds exactly.
     mutating func readNumber() throws -> JSONValue {
+        skipWhitespace()
         let start = position
         let negative = bytes[position] == UInt8(ascii: "-")
         if negative { position += 1 }
@@ -328,7 +276,17 @@ private struct Reader {
         return .number(double, integer: integer)
     }
 
-    mutating func readLiteral(_ word: StaticString) throws {
+    /// `true`, `false` or `null`, as `peek` found (`.bool` or `.null`).
+    mutating func readLiteral() throws -> JSONValue {
+        skipWhitespace()
+        switch bytes[position] {
+        case UInt8(ascii: "t"): try readWord("true"); return .bool(true)
+        case UInt8(ascii: "f"): try readWord("false"); return .bool(false)
+        default: try readWord("null"); return .null
+        }
+    }
+
+    private mutating func readWord(_ word: StaticString) throws {
         for index in 0 ..< word.utf8CodeUnitCount {
             guard position < bytes.count, bytes[position] == word.utf8Start[index] else {
                 throw error("unexpected \(describeNext()) in what should be '\(word)'")
@@ -339,7 +297,7 @@ private struct Reader {
 
     // MARK: - Bytes
 
-    mutating func skipWhitespace() {
+    private mutating func skipWhitespace() {
         while position < bytes.count {
             switch bytes[position] {
             case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"): position += 1
@@ -348,41 +306,42 @@ private struct Reader {
         }
     }
 
-    func peek(is scalar: Unicode.Scalar) -> Bool {
+    private func peek(is scalar: Unicode.Scalar) -> Bool {
         position < bytes.count && bytes[position] == UInt8(ascii: scalar)
     }
 
-    mutating func consume(_ scalar: Unicode.Scalar) -> Bool {
+    private mutating func consume(_ scalar: Unicode.Scalar) -> Bool {
         guard peek(is: scalar) else { return false }
         position += 1
         return true
     }
 
-    func isDigit(at index: Int) -> Bool {
+    private func isDigit(at index: Int) -> Bool {
         index < bytes.count && (UInt8(ascii: "0") ... UInt8(ascii: "9")).contains(bytes[index])
     }
 
     // MARK: - Messages
 
-    func error(_ problem: String, at offset: Int? = nil) -> ReparoError {
-        ReparoError.invalidArgument("\(context): malformed JSON at byte \(offset ?? position): \(problem)")
+    func error(_ problem: String, at offset: Int? = nil) -> JSONSyntaxError {
+        JSONSyntaxError(problem: problem, offset: offset ?? position)
     }
 
-    func describeNext() -> String {
+    private func describeNext() -> String {
         position < bytes.count ? describe(bytes[position]) : "end of input"
     }
 
-    func describe(_ byte: UInt8) -> String {
+    private func describe(_ byte: UInt8) -> String {
         (0x21 ..< 0x7F).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte \(hex(byte))"
     }
 
-    func hex(_ byte: UInt8) -> String {
+    private func hex(_ byte: UInt8) -> String {
         let digits = String(byte, radix: 16, uppercase: true)
         return "0x" + (digits.count == 1 ? "0" + digits : digits)
     }
+}
 
-    /// A key for messages, cut short so that a hostile document cannot make the message huge.
-    func quoted(_ key: String) -> String {
-        key.count > 64 ? "\"\(key.prefix(64))…\"" : "\"\(key)\""
-    }
+/// Text that is not JSON: what is wrong, and at which byte (counted from 0).
+struct JSONSyntaxError: Error {
+    let problem: String
+    let offset: Int
 }
