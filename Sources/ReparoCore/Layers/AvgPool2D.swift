@@ -16,8 +16,7 @@ public final class AvgPool2D: Layer {
             let s = stride ?? kernelSize
             self.kernelSize = kernelSize
             self.stride = s
-            outputShape = FeatureShape(channels: input.channels, height: (input.height - kernelSize) / s + 1,
-                                       width: (input.width - kernelSize) / s + 1)
+            outputShape = Window(kernel: kernelSize, stride: s).output(input, channels: input.channels)
         } else {
             self.kernelSize = 0
             self.stride = 0

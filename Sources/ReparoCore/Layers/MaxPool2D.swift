@@ -16,9 +16,7 @@ public final class MaxPool2D: Layer {
         self.inputShape = input
         self.kernelSize = kernelSize
         self.stride = stride
-        self.outputShape = FeatureShape(channels: input.channels,
-                                        height: (input.height - kernelSize) / stride + 1,
-                                        width: (input.width - kernelSize) / stride + 1)
+        self.outputShape = Window(kernel: kernelSize, stride: stride).output(input, channels: input.channels)
     }
 
     final class Cache: LayerCache {
