@@ -30,6 +30,7 @@ public final class BatchNorm2D: Layer {
     }
 
     public var parameters: [Parameter] { [scale, shift, runningMean, runningVariance] }
+    public var kind: LayerSpec.Kind? { .batchnorm }
     public var multiplyAdds: Int { inputShape.count }
 
     /// Per-channel statistics of a training batch. No x̂ is kept: backward recomputes it from x

@@ -48,6 +48,7 @@ public final class Conv2D: Layer {
     }
 
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
+    public var kind: LayerSpec.Kind? { .conv }
     public var patchSize: Int { inputShape.channels * kernelSize * kernelSize }
     public var multiplyAdds: Int { outputShape.count * patchSize }
     /// Multiply-adds one forward product of a batch actually computes: `multiplyAdds` per image

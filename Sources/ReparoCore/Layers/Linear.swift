@@ -19,6 +19,7 @@ public final class Linear: Layer {
     public var inputFeatures: Int { inputShape.count }
     public var outputFeatures: Int { outputShape.channels }
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
+    public var kind: LayerSpec.Kind? { .linear }
     public var multiplyAdds: Int { inputFeatures * outputFeatures }
 
     public func makeCache(batch: Int, training: Bool) throws -> LayerCache { EmptyCache(batch: batch, training: training) }

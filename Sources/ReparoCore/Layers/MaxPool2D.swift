@@ -9,7 +9,7 @@ public final class MaxPool2D: Layer {
     public let outputShape: FeatureShape
     public let kernelSize: Int
     public let stride: Int
-    public var parameters: [Parameter] { [] }
+    public var kind: LayerSpec.Kind? { .maxpool }
 
     public init(name: String, input: FeatureShape, kernelSize: Int, stride: Int) {
         self.name = name

@@ -5,39 +5,36 @@ extension Model {
     public func describe() -> String {
         var layers: [[String: Any]] = []
         func visit(_ layer: Layer) {
-            switch layer {
-            case let sequential as Sequential:
-                sequential.layers.forEach(visit)
-            case let block as BasicBlock:
-                block.main.layers.forEach(visit)
-                block.shortcut.layers.forEach(visit)
-                layers.append(["name": block.name, "type": "residual_add", "input": block.inputShape.array,
-                               "output": block.outputShape.array])
-            case let chain as ExpandedChain:
-                let shapes = chain.factors.compactMap { $0.parameters.first?.shape }
-                var entry: [String: Any] = ["name": chain.name, "input": chain.inputShape.array,
-                                            "output": chain.outputShape.array, "chain": shapes]
+            guard let kind = layer.kind else {   // a sequence: its layers
+                layer.children.forEach(visit)
+                return
+            }
+            if kind == .basicBlock {
+                layer.children.forEach(visit)
+                layers.append(["name": layer.name, "type": "residual_add", "input": layer.inputShape.array,
+                               "output": layer.outputShape.array])
+                return
+            }
+            var entry: [String: Any] = ["name": layer.name, "type": kind.rawValue,
+                                        "input": layer.inputShape.array, "output": layer.outputShape.array]
+            if let chain = layer as? ExpandedChain {
+                entry["chain"] = chain.factors.compactMap { $0.parameters.first?.shape }
                 if let conv = chain.factors[1] as? Conv2D {
-                    entry["type"] = "conv"
                     entry["weight"] = [chain.outputShape.channels, chain.inputShape.channels, conv.kernelSize, conv.kernelSize]
                     entry["stride"] = conv.stride
                     entry["padding"] = conv.padding
                 } else {
-                    entry["type"] = "linear"
                     entry["weight"] = [chain.outputShape.channels, chain.inputShape.count]
                 }
-                layers.append(entry)
-            default:
-                var entry: [String: Any] = ["name": layer.name, "type": typeName(layer),
-                                            "input": layer.inputShape.array, "output": layer.outputShape.array]
+            } else {
                 if let weight = layer.parameters.first, weight.kind == .weight { entry["weight"] = weight.shape }
                 if let conv = layer as? Conv2D {
                     entry["stride"] = conv.stride
                     entry["padding"] = conv.padding
                     entry["bias"] = conv.bias != nil
                 }
-                layers.append(entry)
             }
+            layers.append(entry)
         }
         visit(network)
         let object: [String: Any] = [
@@ -45,18 +42,5 @@ extension Model {
             "parameters": parameterCount, "flops": multiplyAdds, "layers": layers,
         ]
         return jsonText(object)
-    }
-
-    private func typeName(_ layer: Layer) -> String {
-        switch layer {
-        case is Conv2D: return "conv"
-        case is BatchNorm2D: return "batchnorm"
-        case is ReLU: return "relu"
-        case is MaxPool2D: return "maxpool"
-        case is AvgPool2D: return "avgpool"
-        case is Flatten: return "flatten"
-        case is Linear: return "linear"
-        default: return "layer"
-        }
     }
 }
