@@ -51,9 +51,8 @@ struct ExecutionContextTests {
         model.threads = 1
         let before = ExecutionContext.current.threads
         for threads in [2, 1, 3] {
-            var options = TrainerOptions()
-            options.threads = threads
-            options.kdWeight = 0   // the model is the trainer's teacher, undistilled
+            // The model is the trainer's teacher, undistilled.
+            let options = try TrainerOptions(kdWeight: 0, threads: threads)
             let trainer = try Trainer(student: student, teacher: model, options: options)
             #expect(trainer.execution.threads == threads)
             #expect(model.threads == 1)
@@ -139,16 +138,14 @@ struct ExecutionContextTests {
     @Test("the chain mode is the workspace owner's choice: each mode's workspace, nothing written on the chain")
     func chainModeComesFromTheWorkspace() throws {
         let model = try Expansion.expand(try Model(specJSON: TestSupport.smallVGGLike, seed: 1), options: ExpandOptions())
-        let chain = try #require(Trainer.chains(in: model.network).first)
+        let chain = try #require(model.network.filterMap { $0 as? ExpandedChain }.first)
         let online = try chain.makeCache(batch: 4, training: true, options: WorkspaceOptions(chainMode: .online))
         let naive = try chain.makeCache(batch: 4, training: true, options: WorkspaceOptions(chainMode: .naive))
         #expect(online is ExpandedChain.OnlineCache)
         #expect(naive is Sequential.Cache)
         // Two trainers of one model with opposite modes: each keeps its own (the second's
         // construction used to overwrite the first's mode on the shared chains).
-        var first = TrainerOptions(), second = TrainerOptions()
-        first.chainMode = .naive
-        second.chainMode = .online
+        let first = try TrainerOptions(chainMode: .naive), second = try TrainerOptions(chainMode: .online)
         let naiveTrainer = try Trainer(student: model, teacher: nil, options: first)
         _ = try Trainer(student: model, teacher: nil, options: second)
         let plan = try Trainer.Plan(batch: 4, trainer: naiveTrainer)

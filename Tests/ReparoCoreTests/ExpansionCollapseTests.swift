@@ -224,7 +224,7 @@ struct OnlineChainTests {
     @Test("automatic mode picks the cheaper path by multiply-adds")
     func automaticChoice() throws {
         let model = try Expansion.expand(try Model(specJSON: TestSupport.smallVGGLike, seed: 1), options: ExpandOptions())
-        let chains = Trainer.chains(in: model.network)
+        let chains = model.network.filterMap { $0 as? ExpandedChain }
         #expect(chains.count == 3)
         for chain in chains {
             let small = chain.trainingCost(batch: 1), large = chain.trainingCost(batch: 4096)
@@ -246,7 +246,7 @@ struct OnlineChainTests {
             #"{"type":"flatten"},{"type":"linear","out":5}]}"#
         let model = try Expansion.expand(try Model(specJSON: spec, seed: 1),
                                          options: ExpandOptions(json: #"{"rate":4,"layers":"conv"}"#))
-        let chains = Trainer.chains(in: model.network)
+        let chains = model.network.filterMap { $0 as? ExpandedChain }
         try #require(chains.count == 1)
         let chain = chains[0]
         let (c, h, positions) = (100, 400, 4)

@@ -21,6 +21,7 @@ final class ForcedPathConvolution: Layer {
     var inputShape: FeatureShape { conv.inputShape }
     var outputShape: FeatureShape { conv.outputShape }
     var parameters: [Parameter] { conv.parameters }
+    var kind: LayerSpec.Kind? { conv.kind }
 
     func path(batch: Int) -> Conv2D.Path { conv.path(batch: batch, smallPlane: smallPlane, paddedWidth: paddedWidth) }
 

@@ -57,7 +57,7 @@ struct SpecResolutionTests {
         }
         // The resolved spec is the one the model saves, and it resolves to itself.
         let spec = try #require(object["spec"] as? [String: Any])
-        let specText = jsonText(spec)
+        let specText = try #require(String(data: JSONSerialization.data(withJSONObject: spec), encoding: .utf8))
         #expect(try SpecParser.parse(specText) == model.spec, "\(label)")
         #expect(try SpecResolution(specJSON: specText).jsonText == SpecResolution(specJSON: json).jsonText, "\(label)")
     }

@@ -185,6 +185,19 @@ static reparo_status describe_truncates(void) {
     return REPARO_OK;
 }
 
+static reparo_status spec_resolve_length_then_text(void) {
+    static char text[8192];
+    size_t length = 0, full = 0;
+    reparo_status status = reparo_spec_resolve(VALID_SPEC, NULL, 0, &length);
+    if (status != REPARO_OK) return status;
+    if (length == 0 || length >= sizeof text) return FAIL_DETAIL("length %zu", length);
+    status = reparo_spec_resolve(VALID_SPEC, text, sizeof text, &full);
+    if (status != REPARO_OK) return status;
+    if (full != length || strlen(text) != length || !strstr(text, "\"tensors\":["))
+        return FAIL_DETAIL("length %zu then %zu, text %.60s", length, full, text);
+    return REPARO_OK;
+}
+
 static reparo_status shape_null_outputs(void) { return reparo_model_shape(g_model, NULL, NULL, NULL, NULL); }
 
 static reparo_status infer_exact_capacity(void) {
@@ -420,6 +433,17 @@ static reparo_status dataset_free_garbage(void) {
       describe_length_only())                                                                                  \
     X(describe_small, "reparo_model_describe", "capacity 8: truncated, full length reported", OK, NULL,       \
       describe_truncates())                                                                                    \
+    /* reparo_spec_resolve */                                                                                  \
+    X(resolve_null_spec, "reparo_spec_resolve", "spec_json NULL", INV, "spec_json",                           \
+      reparo_spec_resolve(NULL, g_describe, DESCRIBE_CAP, &g_length))                                          \
+    X(resolve_null_buffer, "reparo_spec_resolve", "buffer NULL with capacity 10", INV, "buffer",              \
+      reparo_spec_resolve(VALID_SPEC, NULL, 10, &g_length))                                                    \
+    X(resolve_kernel_too_big, "reparo_spec_resolve", "kernel larger than the input", INV, "kernel",           \
+      reparo_spec_resolve("{\"input\":[1,8,8],\"classes\":10,\"layers\":[{\"type\":\"conv\",\"out\":4,"        \
+                          "\"kernel\":9},{\"type\":\"flatten\"},{\"type\":\"linear\",\"out\":10}]}",           \
+                          g_describe, DESCRIBE_CAP, &g_length))                                                \
+    X(resolve_text, "reparo_spec_resolve", "length only, then the whole text", OK, NULL,                      \
+      spec_resolve_length_then_text())                                                                         \
     /* reparo_model_shape */                                                                                   \
     X(shape_null, "reparo_model_shape", "model NULL", INV, "model", reparo_model_shape(NULL, &g_c, &g_h, &g_w, &g_k)) \
     X(shape_freed, "reparo_model_shape", "freed model", INV, "model",                                         \

@@ -1,12 +1,12 @@
 /// Average pooling, square window and stride, no padding; `global` averages the whole plane
 /// into [C, 1, 1] (the ResNet head).
-public final class AvgPool2D: Layer {
+public final class AvgPool2D: StatelessLayer {
     public let name: String
     public let inputShape: FeatureShape
     public let outputShape: FeatureShape
     public let kernelSize: Int
     public let stride: Int
-    public var parameters: [Parameter] { [] }
+    public var kind: LayerSpec.Kind? { .avgpool }
 
     /// `kernelSize` nil means global pooling.
     public init(name: String, input: FeatureShape, kernelSize: Int?, stride: Int?) {
@@ -16,8 +16,7 @@ public final class AvgPool2D: Layer {
             let s = stride ?? kernelSize
             self.kernelSize = kernelSize
             self.stride = s
-            outputShape = FeatureShape(channels: input.channels, height: (input.height - kernelSize) / s + 1,
-                                       width: (input.width - kernelSize) / s + 1)
+            outputShape = Window(kernel: kernelSize, stride: s).output(input, channels: input.channels)
         } else {
             self.kernelSize = 0
             self.stride = 0
@@ -27,8 +26,6 @@ public final class AvgPool2D: Layer {
 
     public var isGlobal: Bool { kernelSize == 0 }
     public var multiplyAdds: Int { inputShape.count }
-
-    public func makeCache(batch: Int, training: Bool) throws -> LayerCache { EmptyCache(batch: batch, training: training) }
 
     private var window: (height: Int, width: Int, stride: Int) {
         isGlobal ? (inputShape.height, inputShape.width, 1) : (kernelSize, kernelSize, stride)

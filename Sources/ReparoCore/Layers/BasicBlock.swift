@@ -19,7 +19,8 @@ public final class BasicBlock: Layer {
     }
 
     public var outputShape: FeatureShape { main.outputShape }
-    public var parameters: [Parameter] { main.parameters + shortcut.parameters }
+    public var children: [Layer] { [main, shortcut] }
+    public var kind: LayerSpec.Kind? { .basicBlock }
     public var multiplyAdds: Int { main.multiplyAdds + shortcut.multiplyAdds + outputShape.count }
 
     final class Cache: LayerCache {

@@ -21,15 +21,16 @@ public final class BatchNorm2D: Layer {
         self.name = name
         self.inputShape = input
         let c = input.channels
-        scale = try Parameter(name: name + ".weight", shape: [c], kind: .normScale)
-        shift = try Parameter(name: name + ".bias", shape: [c], kind: .normShift)
-        runningMean = try Parameter(name: name + ".running_mean", shape: [c], kind: .runningMean)
-        runningVariance = try Parameter(name: name + ".running_var", shape: [c], kind: .runningVariance)
+        scale = try Parameter(name: TensorName.weight(name), shape: [c], kind: .normScale)
+        shift = try Parameter(name: TensorName.bias(name), shape: [c], kind: .normShift)
+        runningMean = try Parameter(name: TensorName.runningMean(name), shape: [c], kind: .runningMean)
+        runningVariance = try Parameter(name: TensorName.runningVariance(name), shape: [c], kind: .runningVariance)
         scale.value.buffer.update(repeating: 1)
         runningVariance.value.buffer.update(repeating: 1)
     }
 
     public var parameters: [Parameter] { [scale, shift, runningMean, runningVariance] }
+    public var kind: LayerSpec.Kind? { .batchnorm }
     public var multiplyAdds: Int { inputShape.count }
 
     /// Per-channel statistics of a training batch. No x̂ is kept: backward recomputes it from x

@@ -20,7 +20,7 @@ public final class Conv2D: Layer {
 
     public convenience init(name: String, input: FeatureShape, outputChannels: Int, kernelSize: Int, stride: Int,
                             padding: Int, bias: Bool) throws {
-        let biasParameter = bias ? try Parameter(name: name + ".bias", shape: [outputChannels], kind: .bias) : nil
+        let biasParameter = bias ? try Parameter(name: TensorName.bias(name), shape: [outputChannels], kind: .bias) : nil
         try self.init(name: name, input: input, outputChannels: outputChannels, kernelSize: kernelSize, stride: stride,
                       padding: padding, sharedBias: biasParameter)
     }
@@ -34,15 +34,14 @@ public final class Conv2D: Layer {
         self.kernelSize = kernelSize
         self.stride = stride
         self.padding = padding
-        let outputHeight = (input.height + 2 * padding - kernelSize) / stride + 1
-        let outputWidth = (input.width + 2 * padding - kernelSize) / stride + 1
-        self.outputShape = FeatureShape(channels: outputChannels, height: outputHeight, width: outputWidth)
-        self.weight = try Parameter(name: name + ".weight",
+        self.outputShape = Window(kernel: kernelSize, stride: stride, padding: padding).output(input, channels: outputChannels)
+        self.weight = try Parameter(name: TensorName.weight(name),
                                     shape: [outputChannels, input.channels, kernelSize, kernelSize], kind: .weight)
         self.bias = sharedBias
     }
 
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
+    public var kind: LayerSpec.Kind? { .conv }
     public var patchSize: Int { inputShape.channels * kernelSize * kernelSize }
     public var multiplyAdds: Int { outputShape.count * patchSize }
     /// Multiply-adds one forward product of a batch actually computes: `multiplyAdds` per image

@@ -57,7 +57,8 @@ public final class ExpandedChain: Layer {
     }
 
     public var outputShape: FeatureShape { path.outputShape }
-    public var parameters: [Parameter] { path.parameters }
+    public var children: [Layer] { factors }
+    public var kind: LayerSpec.Kind? { compactConv == nil ? .linear : .conv }
     public var multiplyAdds: Int { path.multiplyAdds }
 
     // The factors' weights and the last bias, kept (a layer's `parameters` builds a new array

@@ -1,16 +1,14 @@
 /// [C, H, W] → [C·H·W, 1, 1]. NCHW memory is already in that order: a copy.
-public final class Flatten: Layer {
+public final class Flatten: StatelessLayer {
     public let name: String
     public let inputShape: FeatureShape
     public var outputShape: FeatureShape { FeatureShape(channels: inputShape.count, height: 1, width: 1) }
-    public var parameters: [Parameter] { [] }
+    public var kind: LayerSpec.Kind? { .flatten }
 
     public init(name: String, input: FeatureShape) {
         self.name = name
         self.inputShape = input
     }
-
-    public func makeCache(batch: Int, training: Bool) throws -> LayerCache { EmptyCache(batch: batch, training: training) }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool) {
         y.update(from: x, count: cache.batch * inputShape.count)

@@ -10,7 +10,13 @@ public protocol Layer: AnyObject {
     var inputShape: FeatureShape { get }
     var outputShape: FeatureShape { get }
     /// Every tensor saved with the model (trained ones and running statistics), stable order.
+    /// By default its children's, in order.
     var parameters: [Parameter] { get }
+    /// The layers this one is made of, in order (a sequence's layers, a residual block's main
+    /// path and shortcut, an expanded chain's factors); empty for a leaf, the default.
+    var children: [Layer] { get }
+    /// The spec's type word of the layer (`LayerSpec.Kind`); nil for a plain sequence.
+    var kind: LayerSpec.Kind? { get }
     /// Forward multiply-adds for one sample.
     var multiplyAdds: Int { get }
 
@@ -42,10 +48,36 @@ public class LayerCache {
 }
 
 extension Layer {
+    public var children: [Layer] { [] }
+    public var parameters: [Parameter] { children.flatMap(\.parameters) }
     public var multiplyAdds: Int { 0 }
+
+    /// Visits this layer and every layer inside it, depth-first pre-order: the one traversal
+    /// of a network (as MLX Swift's `Module.filterMap` is behind its children and parameters).
+    public func forEachLayer(_ body: (Layer) throws -> Void) rethrows {
+        try body(self)
+        for child in children { try child.forEachLayer(body) }
+    }
+
+    /// `transform` of this layer and of every layer inside it (pre-order), nils left out.
+    public func filterMap<T>(_ transform: (Layer) throws -> T?) rethrows -> [T] {
+        var result: [T] = []
+        try forEachLayer { layer in
+            if let value = try transform(layer) { result.append(value) }
+        }
+        return result
+    }
+
     /// Trainable scalars.
     public var trainableCount: Int { parameters.filter { $0.kind.isTrainable }.reduce(0) { $0 + $1.count } }
 }
 
 /// Layers without batch-dependent state use this cache.
 final class EmptyCache: LayerCache {}
+
+/// A layer without parameters or batch-dependent state (ReLU, Flatten, average pooling).
+protocol StatelessLayer: Layer {}
+
+extension StatelessLayer {
+    public func makeCache(batch: Int, training: Bool) throws -> LayerCache { EmptyCache(batch: batch, training: training) }
+}

@@ -12,13 +12,14 @@ public final class Linear: Layer {
         self.name = name
         self.inputShape = input
         self.outputShape = FeatureShape(channels: outputFeatures, height: 1, width: 1)
-        weight = try Parameter(name: name + ".weight", shape: [outputFeatures, input.count], kind: .weight)
-        self.bias = bias ? try Parameter(name: name + ".bias", shape: [outputFeatures], kind: .bias) : nil
+        weight = try Parameter(name: TensorName.weight(name), shape: [outputFeatures, input.count], kind: .weight)
+        self.bias = bias ? try Parameter(name: TensorName.bias(name), shape: [outputFeatures], kind: .bias) : nil
     }
 
     public var inputFeatures: Int { inputShape.count }
     public var outputFeatures: Int { outputShape.channels }
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
+    public var kind: LayerSpec.Kind? { .linear }
     public var multiplyAdds: Int { inputFeatures * outputFeatures }
 
     public func makeCache(batch: Int, training: Bool) throws -> LayerCache { EmptyCache(batch: batch, training: training) }

@@ -9,16 +9,14 @@ public final class MaxPool2D: Layer {
     public let outputShape: FeatureShape
     public let kernelSize: Int
     public let stride: Int
-    public var parameters: [Parameter] { [] }
+    public var kind: LayerSpec.Kind? { .maxpool }
 
     public init(name: String, input: FeatureShape, kernelSize: Int, stride: Int) {
         self.name = name
         self.inputShape = input
         self.kernelSize = kernelSize
         self.stride = stride
-        self.outputShape = FeatureShape(channels: input.channels,
-                                        height: (input.height - kernelSize) / stride + 1,
-                                        width: (input.width - kernelSize) / stride + 1)
+        self.outputShape = Window(kernel: kernelSize, stride: stride).output(input, channels: input.channels)
     }
 
     final class Cache: LayerCache {

@@ -1,16 +1,14 @@
 /// y = max(x, 0); dx = dy where y > 0, else 0.
-public final class ReLU: Layer {
+public final class ReLU: StatelessLayer {
     public let name: String
     public let inputShape: FeatureShape
     public var outputShape: FeatureShape { inputShape }
-    public var parameters: [Parameter] { [] }
+    public var kind: LayerSpec.Kind? { .relu }
 
     public init(name: String, input: FeatureShape) {
         self.name = name
         self.inputShape = input
     }
-
-    public func makeCache(batch: Int, training: Bool) throws -> LayerCache { EmptyCache(batch: batch, training: training) }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool) {
         ReLU.apply(x, y, count: cache.batch * inputShape.count)

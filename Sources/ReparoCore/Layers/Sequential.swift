@@ -14,7 +14,8 @@ public final class Sequential: Layer {
     }
 
     public var outputShape: FeatureShape { layers.last?.outputShape ?? inputShape }
-    public var parameters: [Parameter] { layers.flatMap { $0.parameters } }
+    public var children: [Layer] { layers }
+    public var kind: LayerSpec.Kind? { nil }
     public var multiplyAdds: Int { layers.reduce(0) { $0 + $1.multiplyAdds } }
 
     final class Cache: LayerCache {

@@ -8,7 +8,7 @@ public enum Collapse {
         var table = try TensorTable(model)
         var collapsed = 0
         try spec.layers.rewriteAll { layer in
-            guard layer.chain != nil else { return }
+            guard layer.weight?.chain != nil else { return }
             try collapseLayer(&layer, table: &table)
             collapsed += 1
         }
@@ -26,9 +26,10 @@ public enum Collapse {
     }
 
     static func collapseLayer(_ layer: inout LayerSpec, table: inout TensorTable) throws {
-        let f0 = try table.get(layer.name + ".factors.0.weight")
-        let f1 = try table.get(layer.name + ".factors.1.weight")
-        let f2 = try table.get(layer.name + ".factors.2.weight")
+        let factors = (0..<3).map { TensorName.factor(layer.name, $0) }
+        let f0 = try table.get(TensorName.weight(factors[0]))
+        let f1 = try table.get(TensorName.weight(factors[1]))
+        let f2 = try table.get(TensorName.weight(factors[2]))
         let inputs = f0.shape[1], hiddenIn = f0.shape[0], hiddenOut = f1.shape[0], outputs = f2.shape[0]
         let spatial = f1.shape.count == 4
         let taps = spatial ? f1.shape[2] * f1.shape[3] : 1
@@ -41,55 +42,55 @@ public enum Collapse {
             let product = DoubleMatrix.multiply(last, right, m: outputs, n: inputs, k: hiddenOut)
             for o in 0..<outputs { for i in 0..<inputs { weight[(o * inputs + i) * taps + tap] = product[o * inputs + i] } }
         }
-        for index in 0..<3 { table.remove(layer.name + ".factors.\(index).weight") }
+        for factor in factors { table.remove(TensorName.weight(factor)) }
         let shape = spatial ? [outputs, inputs] + Array(f1.shape[2...]) : [outputs, inputs]
-        table.set(layer.name + ".weight", shape: shape, values: try FloatBuffer(doubles: weight))
-        if layer.bias {
-            let bias = try table.get(layer.name + ".factors.2.bias")
-            table.remove(layer.name + ".factors.2.bias")
-            table.set(layer.name + ".bias", shape: bias.shape, values: bias.values)
+        table.set(TensorName.weight(layer.name), shape: shape, values: try FloatBuffer(doubles: weight))
+        if layer.weight?.bias == true {
+            let bias = try table.get(TensorName.bias(factors[2]))
+            table.remove(TensorName.bias(factors[2]))
+            table.set(TensorName.bias(layer.name), shape: bias.shape, values: bias.values)
         }
-        layer.chain = nil
+        layer.weight?.chain = nil
     }
 
     /// Folds every BatchNorm that directly follows a (compact) conv in the same list.
     static func foldBatchNorm(_ layers: inout [LayerSpec], table: inout TensorTable) throws -> Int {
         var folded = 0
-        var index = 0
-        while index < layers.count {
-            if layers[index].kind == .basicBlock {
-                folded += try foldBatchNorm(&layers[index].main, table: &table)
-                folded += try foldBatchNorm(&layers[index].shortcut, table: &table)
+        try layers.rewriteLists { list in
+            var index = 0
+            while index < list.count {
+                if list[index].kind == .conv, list[index].weight?.chain == nil, index + 1 < list.count,
+                   list[index + 1].kind == .batchnorm {
+                    try fold(conv: &list[index], batchNorm: list[index + 1].name, table: &table)
+                    list.remove(at: index + 1)
+                    folded += 1
+                }
+                index += 1
             }
-            if layers[index].kind == .conv, layers[index].chain == nil, index + 1 < layers.count,
-               layers[index + 1].kind == .batchnorm {
-                try fold(conv: &layers[index], batchNorm: layers[index + 1].name, table: &table)
-                layers.remove(at: index + 1)
-                folded += 1
-            }
-            index += 1
         }
         return folded
     }
 
     static func fold(conv: inout LayerSpec, batchNorm: String, table: inout TensorTable) throws {
-        let weight = try table.get(conv.name + ".weight")
-        let gamma = try table.get(batchNorm + ".weight").values.doubles
-        let beta = try table.get(batchNorm + ".bias").values.doubles
-        let mean = try table.get(batchNorm + ".running_mean").values.doubles
-        let variance = try table.get(batchNorm + ".running_var").values.doubles
+        let weight = try table.get(TensorName.weight(conv.name))
+        let statistics = TensorName.batchNorm(batchNorm)
+        let gamma = try table.get(statistics[0]).values.doubles
+        let beta = try table.get(statistics[1]).values.doubles
+        let mean = try table.get(statistics[2]).values.doubles
+        let variance = try table.get(statistics[3]).values.doubles
         let outputs = weight.shape[0]
         let perFilter = weight.values.count / max(outputs, 1)
         var w = weight.values.doubles
-        var bias = conv.bias ? try table.get(conv.name + ".bias").values.doubles : [Double](repeating: 0, count: outputs)
+        let hasBias = conv.weight?.bias == true
+        var bias = hasBias ? try table.get(TensorName.bias(conv.name)).values.doubles : [Double](repeating: 0, count: outputs)
         for o in 0..<outputs {
             let scale = gamma[o] / (variance[o] + Double(BatchNorm2D.epsilon)).squareRoot()
             for i in 0..<perFilter { w[o * perFilter + i] *= scale }
             bias[o] = (bias[o] - mean[o]) * scale + beta[o]
         }
-        table.set(conv.name + ".weight", shape: weight.shape, values: try FloatBuffer(doubles: w))
-        table.set(conv.name + ".bias", shape: [outputs], values: try FloatBuffer(doubles: bias))
-        for suffix in ["weight", "bias", "running_mean", "running_var"] { table.remove(batchNorm + "." + suffix) }
-        conv.bias = true
+        table.set(TensorName.weight(conv.name), shape: weight.shape, values: try FloatBuffer(doubles: w))
+        table.set(TensorName.bias(conv.name), shape: [outputs], values: try FloatBuffer(doubles: bias))
+        for name in statistics { table.remove(name) }
+        conv.weight?.bias = true
     }
 }

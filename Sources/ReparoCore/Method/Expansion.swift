@@ -18,7 +18,7 @@ public enum Expansion {
         var found: Set<String> = []
         var expanded = 0
         try spec.layers.rewriteAll { layer in
-            guard layer.kind == .conv || layer.kind == .linear, layer.chain == nil else { return }
+            guard let weight = layer.weight, weight.chain == nil else { return }
             switch options.layers {
             case .convolutions: guard layer.kind == .conv else { return }
             case .all: break
@@ -38,7 +38,7 @@ public enum Expansion {
 
     static func expandLayer(_ layer: inout LayerSpec, table: inout TensorTable, rate: Int,
                             generator: inout SeededGenerator) throws {
-        let weight = try table.get(layer.name + ".weight")
+        let weight = try table.get(TensorName.weight(layer.name))
         let outputs = weight.shape[0], inputs = weight.shape[1]
         let taps = weight.shape.count == 4 ? weight.shape[2] * weight.shape[3] : 1
         let hiddenIn = rate * inputs, hiddenOut = rate * outputs
@@ -59,15 +59,16 @@ public enum Expansion {
         let spatial = weight.shape.count == 4
         let kernel = spatial ? Array(weight.shape[2...]) : []
         let unit = spatial ? [1, 1] : []
-        table.remove(layer.name + ".weight")
-        table.set(layer.name + ".factors.0.weight", shape: [hiddenIn, inputs] + unit, values: try FloatBuffer(doubles: q))
-        table.set(layer.name + ".factors.1.weight", shape: [hiddenOut, hiddenIn] + kernel, values: try FloatBuffer(doubles: middle))
-        table.set(layer.name + ".factors.2.weight", shape: [outputs, hiddenOut] + unit, values: try FloatBuffer(doubles: pTransposed))
-        if layer.bias {
-            let bias = try table.get(layer.name + ".bias")
-            table.remove(layer.name + ".bias")
-            table.set(layer.name + ".factors.2.bias", shape: bias.shape, values: bias.values)
+        let factors = (0..<3).map { TensorName.factor(layer.name, $0) }
+        table.remove(TensorName.weight(layer.name))
+        table.set(TensorName.weight(factors[0]), shape: [hiddenIn, inputs] + unit, values: try FloatBuffer(doubles: q))
+        table.set(TensorName.weight(factors[1]), shape: [hiddenOut, hiddenIn] + kernel, values: try FloatBuffer(doubles: middle))
+        table.set(TensorName.weight(factors[2]), shape: [outputs, hiddenOut] + unit, values: try FloatBuffer(doubles: pTransposed))
+        if layer.weight?.bias == true {
+            let bias = try table.get(TensorName.bias(layer.name))
+            table.remove(TensorName.bias(layer.name))
+            table.set(TensorName.bias(factors[2]), shape: bias.shape, values: bias.values)
         }
-        layer.chain = [hiddenIn, hiddenOut]
+        layer.weight?.chain = [hiddenIn, hiddenOut]
     }
 }

@@ -64,15 +64,15 @@ public enum Pruning {
         var spatial = flattenedSpatial
         var previous: LayerSpec.Kind?
         for layer in layers {
-            switch layer.kind {
-            case .conv:
-                guard layer.chain == nil else { throw ReparoError.state("cannot prune an expanded model; collapse it first") }
-                groups[group].consumers.append(Consumer(layer: layer.name, spatial: 1))
-                group = groups.make(channels: layer.out, prunable: true)
-                groups[group].producers.append(Producer(conv: layer.name, batchNorm: nil))
-                let height = (shape.height + 2 * layer.padding - layer.kernel) / layer.stride + 1
-                let width = (shape.width + 2 * layer.padding - layer.kernel) / layer.stride + 1
-                shape = FeatureShape(channels: layer.out, height: height, width: width)
+            let output = try layer.outputShape(input: shape)
+            switch layer.operation {
+            case .conv(let weight, _), .linear(let weight):
+                guard weight.chain == nil else { throw ReparoError.state("cannot prune an expanded model; collapse it first") }
+                let convolution = layer.kind == .conv
+                groups[group].consumers.append(Consumer(layer: layer.name, spatial: convolution ? 1 : spatial ?? shape.spatial))
+                if !convolution { spatial = nil }
+                group = groups.make(channels: weight.out, prunable: convolution)
+                if convolution { groups[group].producers.append(Producer(conv: layer.name, batchNorm: nil)) }
             case .batchnorm:
                 let owner = groups[group]
                 if previous == .conv, var last = owner.producers.popLast() {
@@ -81,33 +81,18 @@ public enum Pruning {
                 } else {
                     owner.prunable = false  // a BatchNorm we cannot attribute: leave the group alone
                 }
-            case .relu:
+            case .relu, .maxpool, .avgpool:
                 break
-            case .maxpool, .avgpool:
-                let kernel = layer.kernel > 0 ? layer.kernel : 0
-                if kernel == 0 {
-                    shape = FeatureShape(channels: shape.channels, height: 1, width: 1)
-                } else {
-                    shape = FeatureShape(channels: shape.channels, height: (shape.height - kernel) / layer.stride + 1,
-                                         width: (shape.width - kernel) / layer.stride + 1)
-                }
             case .flatten:
                 spatial = shape.spatial
-                shape = FeatureShape(channels: shape.count, height: 1, width: 1)
-            case .linear:
-                guard layer.chain == nil else { throw ReparoError.state("cannot prune an expanded model; collapse it first") }
-                groups[group].consumers.append(Consumer(layer: layer.name, spatial: spatial ?? shape.spatial))
-                spatial = nil
-                group = groups.make(channels: layer.out, prunable: false)
-                shape = FeatureShape(channels: layer.out, height: 1, width: 1)
-            case .basicBlock:
+            case .basicBlock(let main, let shortcut):
                 var mainShape = shape, shortcutShape = shape
-                let mainGroup = try walk(layer.main, group: group, shape: &mainShape, groups: &groups, flattenedSpatial: nil)
-                let shortcutGroup = try walk(layer.shortcut, group: group, shape: &shortcutShape, groups: &groups,
+                let mainGroup = try walk(main, group: group, shape: &mainShape, groups: &groups, flattenedSpatial: nil)
+                let shortcutGroup = try walk(shortcut, group: group, shape: &shortcutShape, groups: &groups,
                                              flattenedSpatial: nil)
                 group = groups.merge(shortcutGroup, mainGroup)
-                shape = mainShape
             }
+            shape = output
             previous = layer.kind
         }
         return group
@@ -126,11 +111,11 @@ public enum Pruning {
                 guard let batchNorm = producer.batchNorm else {
                     throw ReparoError.invalidArgument("options.criterion: \"bn_gamma\" needs a BatchNorm after conv \(producer.conv)")
                 }
-                let gamma = try table.get(batchNorm + ".weight").values
+                let gamma = try table.get(TensorName.weight(batchNorm)).values
                 for c in scores.indices { scores[c] += Double(abs(gamma.pointer[c])) }
                 continue
             }
-            let weight = try table.get(producer.conv + ".weight")
+            let weight = try table.get(TensorName.weight(producer.conv))
             let perFilter = weight.values.count / max(group.channels, 1)
             for c in scores.indices {
                 var total = 0.0
@@ -174,17 +159,16 @@ public enum Pruning {
         var newWidths: [String: Int] = [:]
         for (group, keep) in plans {
             for producer in group.producers {
-                try table.slice(producer.conv + ".weight", axis: 0, keep: keep)
-                if table.has(producer.conv + ".bias") { try table.slice(producer.conv + ".bias", axis: 0, keep: keep) }
+                try table.slice(TensorName.weight(producer.conv), axis: 0, keep: keep)
+                let bias = TensorName.bias(producer.conv)
+                if table.has(bias) { try table.slice(bias, axis: 0, keep: keep) }
                 if let batchNorm = producer.batchNorm {
-                    for suffix in ["weight", "bias", "running_mean", "running_var"] {
-                        try table.slice(batchNorm + "." + suffix, axis: 0, keep: keep)
-                    }
+                    for name in TensorName.batchNorm(batchNorm) { try table.slice(name, axis: 0, keep: keep) }
                 }
                 newWidths[producer.conv] = keep.count
             }
             for consumer in group.consumers {
-                try table.slice(consumer.layer + ".weight", axis: 1, keep: keep, block: consumer.spatial)
+                try table.slice(TensorName.weight(consumer.layer), axis: 1, keep: keep, block: consumer.spatial)
             }
         }
         let pruned = plans.count
@@ -192,7 +176,7 @@ public enum Pruning {
             throw ReparoError.invalidArgument("nothing to prune: no prunable conv loses a filter at ratio \(options.ratio)")
         }
         spec.layers.rewriteAll { layer in
-            if let width = newWidths[layer.name] { layer.out = width }
+            if let width = newWidths[layer.name] { layer.weight?.out = width }
         }
         spec.state = .pruned
         return try Model(spec: spec, tensors: table.all, source: "prune")

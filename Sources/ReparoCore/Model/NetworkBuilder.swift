@@ -16,14 +16,6 @@ enum NetworkBuilder {
     /// vgg16 on 224×224 images needs about 100 M.
     static let maximumWorkspacePerSample = 128 << 20
 
-    /// A tensor the network of a spec holds (a `Parameter`), by name and shape.
-    struct TensorShape: Equatable, CustomStringConvertible {
-        var name: String
-        var shape: [Int]
-        var count: Int { shape.reduce(1, *) }
-        var description: String { "\(name) \(shape)" }
-    }
-
     /// One layer of a spec with the shapes it maps between.
     struct LayerShape: Equatable {
         var name: String
@@ -48,11 +40,31 @@ enum NetworkBuilder {
     }
 
     /// Names, shapes and sizes of everything `build` would allocate, with every check `build`
-    /// relies on; allocates nothing. Errors are `.invalidArgument` naming the layer.
+    /// relies on (`LayerSpec.outputShape(input:)`); allocates nothing. Errors are
+    /// `.invalidArgument` naming the layer.
     static func plan(_ spec: ModelSpec) throws -> Plan {
         var plan = Plan()
         var names = Set<String>()
-        let output = try planList(spec.layers, input: spec.input, names: &names, plan: &plan)
+        let output = try spec.layers.walk(input: spec.input) { layer, input, output in
+            guard names.insert(layer.name).inserted else {
+                throw ReparoError.invalidArgument("spec: layer name \"\(layer.name)\" is used twice")
+            }
+            plan.layers.append(LayerShape(name: layer.name, kind: layer.kind, input: input, output: output))
+            for tensor in layer.tensors(input: input) {
+                plan.tensors.append(tensor)
+                plan.parameters += tensor.count   // each ≤ maximumParameters (checkWeight)
+            }
+            plan.hiddenWeights += layer.collapsedKernelCount(input: input)
+            // Within SpecParser's ranges each term is below 2^43 (channels ≤ 2^16, sides below
+            // 2^13), and both totals are checked after every layer: no overflow.
+            plan.activations += output.count
+            guard plan.parameters <= maximumParameters else {
+                throw ReparoError.invalidArgument("spec: more than \(maximumParameters) parameters (at layer \(layer.name))")
+            }
+            guard plan.activations <= maximumActivationsPerSample else {
+                throw ReparoError.invalidArgument("spec: activations exceed \(maximumActivationsPerSample) floats per sample (at layer \(layer.name))")
+            }
+        }
         guard output == FeatureShape(channels: spec.classes, height: 1, width: 1) else {
             throw ReparoError.invalidArgument("spec: the last layer gives \(output) but \"classes\" is \(spec.classes); end with a linear layer of \(spec.classes) outputs")
         }
@@ -63,30 +75,6 @@ enum NetworkBuilder {
             throw ReparoError.invalidArgument("spec: the collapsed kernels of its expanded convs (\(plan.hiddenWeights) floats) outweigh all its tensors (\(plan.parameters) floats); a chain's widths must not be narrower than the layer it expands")
         }
         return plan
-    }
-
-    private static func planList(_ specs: [LayerSpec], input: FeatureShape, names: inout Set<String>,
-                                 plan: inout Plan) throws -> FeatureShape {
-        var shape = input
-        for spec in specs {
-            guard names.insert(spec.name).inserted else {
-                throw ReparoError.invalidArgument("spec: layer name \"\(spec.name)\" is used twice")
-            }
-            let entry = plan.layers.count
-            plan.layers.append(LayerShape(name: spec.name, kind: spec.kind, input: shape, output: shape))
-            shape = try planLayer(spec, input: shape, names: &names, plan: &plan)
-            plan.layers[entry].output = shape
-            // Within SpecParser's ranges each term is below 2^43 (channels ≤ 2^16, sides below
-            // 2^13), and both totals are checked after every layer: no overflow.
-            plan.activations += shape.count
-            guard plan.parameters <= maximumParameters else {
-                throw ReparoError.invalidArgument("spec: more than \(maximumParameters) parameters (at layer \(spec.name))")
-            }
-            guard plan.activations <= maximumActivationsPerSample else {
-                throw ReparoError.invalidArgument("spec: activations exceed \(maximumActivationsPerSample) floats per sample (at layer \(spec.name))")
-            }
-        }
-        return shape
     }
 
     /// Refuses a weight of `factors` elements; returns its size.
@@ -101,99 +89,6 @@ enum NetworkBuilder {
             total = product
         }
         return total
-    }
-
-    /// Output shape of one layer; appends its tensors to `plan`. Mirrors the layers' own
-    /// naming and shapes (`planMatchesBuild` in the tests holds the two together).
-    private static func planLayer(_ spec: LayerSpec, input: FeatureShape, names: inout Set<String>,
-                                  plan: inout Plan) throws -> FeatureShape {
-        let where_ = "layer \"\(spec.name)\""
-        func add(_ suffix: String, _ shape: [Int]) {
-            let tensor = TensorShape(name: spec.name + suffix, shape: shape)
-            plan.tensors.append(tensor)
-            plan.parameters += tensor.count   // each ≤ maximumParameters, checked after the layer
-        }
-        switch spec.kind {
-        case .conv:
-            guard spec.kernel >= 1, spec.stride >= 1, spec.padding >= 0, spec.out >= 1 else {
-                throw ReparoError.invalidArgument("\(where_): out, kernel and stride must be at least 1, padding at least 0")
-            }
-            guard input.height + 2 * spec.padding >= spec.kernel, input.width + 2 * spec.padding >= spec.kernel else {
-                throw ReparoError.invalidArgument("\(where_): kernel \(spec.kernel) is larger than the padded input \(input)")
-            }
-            guard spec.padding < spec.kernel else {
-                throw ReparoError.invalidArgument("\(where_): padding \(spec.padding) must be smaller than the kernel \(spec.kernel)")
-            }
-            let k = spec.kernel, cin = input.channels
-            let output = FeatureShape(channels: spec.out,
-                                      height: (input.height + 2 * spec.padding - k) / spec.stride + 1,
-                                      width: (input.width + 2 * spec.padding - k) / spec.stride + 1)
-            if let chain = try planChain(spec) {
-                try checkWeight([chain[0], cin], layer: spec.name)
-                try checkWeight([chain[1], chain[0], k * k], layer: spec.name)
-                try checkWeight([spec.out, chain[1]], layer: spec.name)
-                plan.hiddenWeights += try checkWeight([spec.out, cin, k * k], layer: spec.name)
-                add(".factors.0.weight", [chain[0], cin, 1, 1])
-                add(".factors.1.weight", [chain[1], chain[0], k, k])
-                add(".factors.2.weight", [spec.out, chain[1], 1, 1])
-                if spec.bias { add(".factors.2.bias", [spec.out]) }
-            } else {
-                try checkWeight([spec.out, cin, k * k], layer: spec.name)
-                add(".weight", [spec.out, cin, k, k])
-                if spec.bias { add(".bias", [spec.out]) }
-            }
-            return output
-        case .linear:
-            guard spec.out >= 1 else { throw ReparoError.invalidArgument("\(where_): out must be at least 1") }
-            let inputs = input.count
-            if let chain = try planChain(spec) {
-                try checkWeight([chain[0], inputs], layer: spec.name)
-                try checkWeight([chain[1], chain[0]], layer: spec.name)
-                try checkWeight([spec.out, chain[1]], layer: spec.name)
-                add(".factors.0.weight", [chain[0], inputs])
-                add(".factors.1.weight", [chain[1], chain[0]])
-                add(".factors.2.weight", [spec.out, chain[1]])
-                if spec.bias { add(".factors.2.bias", [spec.out]) }
-            } else {
-                try checkWeight([spec.out, inputs], layer: spec.name)
-                add(".weight", [spec.out, inputs])
-                if spec.bias { add(".bias", [spec.out]) }
-            }
-            return FeatureShape(channels: spec.out, height: 1, width: 1)
-        case .batchnorm:
-            for suffix in [".weight", ".bias", ".running_mean", ".running_var"] { add(suffix, [input.channels]) }
-            return input
-        case .relu:
-            return input
-        case .flatten:
-            return FeatureShape(channels: input.count, height: 1, width: 1)
-        case .maxpool, .avgpool:
-            if spec.kind == .avgpool && spec.kernel == 0 { return FeatureShape(channels: input.channels, height: 1, width: 1) }
-            let kind = spec.kind == .maxpool ? "max-pool" : "avg-pool"
-            guard spec.kernel >= 1, spec.stride >= 1 else {
-                throw ReparoError.invalidArgument("\(where_): \(kind) window and stride must be at least 1")
-            }
-            guard input.height >= spec.kernel, input.width >= spec.kernel else {
-                throw ReparoError.invalidArgument("\(where_): \(kind) window \(spec.kernel) is larger than the input \(input)")
-            }
-            return FeatureShape(channels: input.channels, height: (input.height - spec.kernel) / spec.stride + 1,
-                                width: (input.width - spec.kernel) / spec.stride + 1)
-        case .basicBlock:
-            let main = try planList(spec.main, input: input, names: &names, plan: &plan)
-            let shortcut = try planList(spec.shortcut, input: input, names: &names, plan: &plan)
-            guard main == shortcut else {
-                throw ReparoError.invalidArgument("\(where_): main path gives \(main) but the shortcut gives \(shortcut)")
-            }
-            return main
-        }
-    }
-
-    private static func planChain(_ spec: LayerSpec) throws -> [Int]? {
-        guard let chain = spec.chain else { return nil }
-        guard chain.count == 2, chain.allSatisfy({ $0 >= 1 }) else {
-            throw ReparoError.invalidArgument("layer \"\(spec.name)\": chain must be two widths of at least 1, got \(chain)")
-        }
-        return chain
     }
 
     /// The network of a spec, after `plan` has checked it.
@@ -215,42 +110,42 @@ enum NetworkBuilder {
 
     /// One layer of a spec that `plan` accepted.
     private static func buildLayer(_ spec: LayerSpec, input: FeatureShape) throws -> Layer {
-        switch spec.kind {
-        case .conv:
-            guard let chain = spec.chain else {
-                return try Conv2D(name: spec.name, input: input, outputChannels: spec.out, kernelSize: spec.kernel,
-                                  stride: spec.stride, padding: spec.padding, bias: spec.bias)
+        switch spec.operation {
+        case .conv(let weight, let window):
+            guard let chain = weight.chain else {
+                return try Conv2D(name: spec.name, input: input, outputChannels: weight.out, kernelSize: window.kernel,
+                                  stride: window.stride, padding: window.padding, bias: weight.bias)
             }
-            let first = try Conv2D(name: spec.name + ".factors.0", input: input, outputChannels: chain[0],
+            let first = try Conv2D(name: TensorName.factor(spec.name, 0), input: input, outputChannels: chain[0],
                                    kernelSize: 1, stride: 1, padding: 0, bias: false)
-            let middle = try Conv2D(name: spec.name + ".factors.1", input: first.outputShape, outputChannels: chain[1],
-                                    kernelSize: spec.kernel, stride: spec.stride, padding: spec.padding, bias: false)
-            let last = try Conv2D(name: spec.name + ".factors.2", input: middle.outputShape, outputChannels: spec.out,
-                                  kernelSize: 1, stride: 1, padding: 0, bias: spec.bias)
+            let middle = try Conv2D(name: TensorName.factor(spec.name, 1), input: first.outputShape, outputChannels: chain[1],
+                                    kernelSize: window.kernel, stride: window.stride, padding: window.padding, bias: false)
+            let last = try Conv2D(name: TensorName.factor(spec.name, 2), input: middle.outputShape, outputChannels: weight.out,
+                                  kernelSize: 1, stride: 1, padding: 0, bias: weight.bias)
             return try ExpandedChain(name: spec.name, input: input, factors: [first, middle, last])
-        case .linear:
-            guard let chain = spec.chain else {
-                return try Linear(name: spec.name, input: input, outputFeatures: spec.out, bias: spec.bias)
+        case .linear(let weight):
+            guard let chain = weight.chain else {
+                return try Linear(name: spec.name, input: input, outputFeatures: weight.out, bias: weight.bias)
             }
-            let first = try Linear(name: spec.name + ".factors.0", input: input, outputFeatures: chain[0], bias: false)
-            let middle = try Linear(name: spec.name + ".factors.1", input: first.outputShape, outputFeatures: chain[1], bias: false)
-            let last = try Linear(name: spec.name + ".factors.2", input: middle.outputShape, outputFeatures: spec.out, bias: spec.bias)
+            let first = try Linear(name: TensorName.factor(spec.name, 0), input: input, outputFeatures: chain[0], bias: false)
+            let middle = try Linear(name: TensorName.factor(spec.name, 1), input: first.outputShape, outputFeatures: chain[1], bias: false)
+            let last = try Linear(name: TensorName.factor(spec.name, 2), input: middle.outputShape, outputFeatures: weight.out,
+                                  bias: weight.bias)
             return try ExpandedChain(name: spec.name, input: input, factors: [first, middle, last])
         case .batchnorm:
             return try BatchNorm2D(name: spec.name, input: input)
         case .relu:
             return ReLU(name: spec.name, input: input)
-        case .maxpool:
-            return MaxPool2D(name: spec.name, input: input, kernelSize: spec.kernel, stride: spec.stride)
-        case .avgpool:
-            guard spec.kernel > 0 else { return AvgPool2D(name: spec.name, input: input, kernelSize: nil, stride: nil) }
-            return AvgPool2D(name: spec.name, input: input, kernelSize: spec.kernel, stride: spec.stride)
+        case .maxpool(let window):
+            return MaxPool2D(name: spec.name, input: input, kernelSize: window.kernel, stride: window.stride)
+        case .avgpool(let window):
+            return AvgPool2D(name: spec.name, input: input, kernelSize: window?.kernel, stride: window?.stride)
         case .flatten:
             return Flatten(name: spec.name, input: input)
-        case .basicBlock:
-            let main = try buildList(spec.main, name: spec.name, input: input)
-            let shortcut = try buildList(spec.shortcut, name: spec.name + ".shortcut", input: input)
-            return try BasicBlock(name: spec.name, input: input, main: main, shortcut: shortcut)
+        case .basicBlock(let main, let shortcut):
+            let mainPath = try buildList(main, name: spec.name, input: input)
+            let shortcutPath = try buildList(shortcut, name: spec.name + ".shortcut", input: input)
+            return try BasicBlock(name: spec.name, input: input, main: mainPath, shortcut: shortcutPath)
         }
     }
 

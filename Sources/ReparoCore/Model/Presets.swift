@@ -22,8 +22,8 @@ public enum Presets {
             for entry in plan {
                 if let channels = entry {
                     layers.append(.conv("features.\(index)", out: scaled(channels), kernel: 3, stride: 1, padding: 1))
-                    layers.append(LayerSpec(kind: .batchnorm, name: "features.\(index + 1)"))
-                    layers.append(LayerSpec(kind: .relu, name: "features.\(index + 2)"))
+                    layers.append(LayerSpec("features.\(index + 1)", .batchnorm))
+                    layers.append(LayerSpec("features.\(index + 2)", .relu))
                     index += 3
                 } else {
                     if height >= 2 && width >= 2 {
@@ -33,15 +33,15 @@ public enum Presets {
                     index += 1
                 }
             }
-            layers.append(LayerSpec(kind: .flatten, name: "flatten"))
+            layers.append(LayerSpec("flatten", .flatten))
             layers.append(.linear("classifier", out: classes))
             return ModelSpec(input: input, classes: classes, layers: layers)
         case "resnet20", "resnet56":
             let blocks = name == "resnet20" ? 3 : 9
             var layers: [LayerSpec] = [
                 .conv("conv1", out: scaled(16), kernel: 3, stride: 1, padding: 1),
-                LayerSpec(kind: .batchnorm, name: "bn1"),
-                LayerSpec(kind: .relu, name: "relu"),
+                LayerSpec("bn1", .batchnorm),
+                LayerSpec("relu", .relu),
             ]
             var channels = scaled(16)
             for (stage, base) in [16, 32, 64].enumerated() {
@@ -54,7 +54,7 @@ public enum Presets {
                 }
             }
             layers.append(.pool(.avgpool, "avgpool"))
-            layers.append(LayerSpec(kind: .flatten, name: "flatten"))
+            layers.append(LayerSpec("flatten", .flatten))
             layers.append(.linear("linear", out: classes))
             return ModelSpec(input: input, classes: classes, layers: layers)
         default:

@@ -61,38 +61,42 @@ public enum SpecParser {
         guard !name.isEmpty, name.count <= 200, !name.contains("\"") else {
             throw ReparoError.invalidArgument("\(context).name: must be 1 to 200 characters without quotes")
         }
-        var spec = LayerSpec(kind: kind, name: name)
+        let spec: LayerSpec
         switch kind {
         case .conv:
-            spec.out = try object.int("out", default: 0, in: channelRange)
-            spec.kernel = try object.int("kernel", default: 3, in: 1...31)
-            spec.stride = try object.int("stride", default: 1, in: 1...16)
-            spec.padding = try object.int("padding", default: 0, in: 0...15)
-            spec.bias = try object.bool("bias", default: false)
-            spec.chain = try parseChain(&object)
-            inputChannels = spec.out
+            let out = try object.int("out", default: 0, in: channelRange)
+            let window = Window(kernel: try object.int("kernel", default: 3, in: 1...31),
+                                stride: try object.int("stride", default: 1, in: 1...16),
+                                padding: try object.int("padding", default: 0, in: 0...15))
+            let bias = try object.bool("bias", default: false)
+            spec = LayerSpec(name, .conv(.init(out: out, bias: bias, chain: try parseChain(&object)), window))
+            inputChannels = out
         case .linear:
-            spec.out = try object.int("out", default: 0, in: channelRange)
-            spec.bias = try object.bool("bias", default: true)
-            spec.chain = try parseChain(&object)
-            inputChannels = spec.out
+            let out = try object.int("out", default: 0, in: channelRange)
+            let bias = try object.bool("bias", default: true)
+            spec = LayerSpec(name, .linear(.init(out: out, bias: bias, chain: try parseChain(&object))))
+            inputChannels = out
         case .maxpool:
-            spec.kernel = try object.int("kernel", default: 2, in: 1...64)
-            spec.stride = try object.int("stride", default: spec.kernel, in: 1...64)
+            let kernel = try object.int("kernel", default: 2, in: 1...64)
+            spec = .pool(.maxpool, name, kernel: kernel, stride: try object.int("stride", default: kernel, in: 1...64))
         case .avgpool:
             if let kernel = try object.optionalInt("kernel", in: 1...64) {
-                spec.kernel = kernel
-                spec.stride = try object.int("stride", default: kernel, in: 1...64)
+                spec = .pool(.avgpool, name, kernel: kernel, stride: try object.int("stride", default: kernel, in: 1...64))
             } else {
-                spec = .pool(.avgpool, name)   // global: kernel 0, stride 0, as the presets make it
+                spec = .pool(.avgpool, name)   // global, as the presets make it
             }
-        case .batchnorm, .relu, .flatten:
-            break
+        case .batchnorm:
+            spec = LayerSpec(name, .batchnorm)
+        case .relu:
+            spec = LayerSpec(name, .relu)
+        case .flatten:
+            spec = LayerSpec(name, .flatten)
         case .basicBlock:
             if object.has("main") {
-                spec.main = try parseList(&object, key: "main", prefix: name, inputChannels: inputChannels)
-                spec.shortcut = try parseList(&object, key: "shortcut", prefix: name, inputChannels: inputChannels)
-                inputChannels = spec.main.last(where: { $0.kind == .conv })?.out ?? inputChannels
+                let main = try parseList(&object, key: "main", prefix: name, inputChannels: inputChannels)
+                let shortcut = try parseList(&object, key: "shortcut", prefix: name, inputChannels: inputChannels)
+                spec = LayerSpec(name, .basicBlock(main: main, shortcut: shortcut))
+                inputChannels = main.last(where: { $0.kind == .conv })?.out ?? inputChannels
             } else {
                 let out = try object.int("out", default: inputChannels, in: channelRange)
                 let stride = try object.int("stride", default: 1, in: 1...16)
@@ -125,20 +129,20 @@ public enum SpecParser {
     /// conv3×3(stride)-BN-ReLU-conv3×3-BN, with a 1×1 conv + BN projection shortcut when the
     /// stride or the channel count changes.
     public static func basicBlock(_ name: String, inputChannels: Int, out: Int, stride: Int) -> LayerSpec {
-        var block = LayerSpec(kind: .basicBlock, name: name)
-        block.main = [
+        let main: [LayerSpec] = [
             .conv("\(name).conv1", out: out, kernel: 3, stride: stride, padding: 1),
-            LayerSpec(kind: .batchnorm, name: "\(name).bn1"),
-            LayerSpec(kind: .relu, name: "\(name).relu"),
+            LayerSpec("\(name).bn1", .batchnorm),
+            LayerSpec("\(name).relu", .relu),
             .conv("\(name).conv2", out: out, kernel: 3, stride: 1, padding: 1),
-            LayerSpec(kind: .batchnorm, name: "\(name).bn2"),
+            LayerSpec("\(name).bn2", .batchnorm),
         ]
+        var shortcut: [LayerSpec] = []
         if stride != 1 || inputChannels != out {
-            block.shortcut = [
+            shortcut = [
                 .conv("\(name).shortcut.0", out: out, kernel: 1, stride: stride, padding: 0),
-                LayerSpec(kind: .batchnorm, name: "\(name).shortcut.1"),
+                LayerSpec("\(name).shortcut.1", .batchnorm),
             ]
         }
-        return block
+        return LayerSpec(name, .basicBlock(main: main, shortcut: shortcut))
     }
 }

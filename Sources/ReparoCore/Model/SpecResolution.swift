@@ -19,15 +19,16 @@ public struct SpecResolution {
     }
 
     /// `{"spec": …, "layers": [{"name","type","input","output"}…], "tensors": [{"name","shape"}…]}`.
-    public var json: [String: Any] {
+    public var json: JSONValue {
         [
             "spec": spec.json,
-            "layers": plan.layers.map { layer -> [String: Any] in
-                ["name": layer.name, "type": layer.kind.rawValue, "input": layer.input.array, "output": layer.output.array]
-            },
-            "tensors": plan.tensors.map { ["name": $0.name, "shape": $0.shape] as [String: Any] },
+            "layers": .array(plan.layers.map { layer in
+                ["name": .string(layer.name), "type": .string(layer.kind.rawValue),
+                 "input": .ints(layer.input.array), "output": .ints(layer.output.array)]
+            }),
+            "tensors": .array(plan.tensors.map { ["name": .string($0.name), "shape": .ints($0.shape)] }),
         ]
     }
 
-    public var jsonText: String { ReparoCore.jsonText(json) }
+    public var jsonText: String { JSONWriter.text(json) }
 }

@@ -345,16 +345,6 @@ public final class Trainer {
         }
     }
 
-    /// Every expanded chain inside `layer` (nested in sequences and residual blocks included).
-    public static func chains(in layer: Layer) -> [ExpandedChain] {
-        switch layer {
-        case let chain as ExpandedChain: return [chain]
-        case let sequential as Sequential: return sequential.layers.flatMap { chains(in: $0) }
-        case let block as BasicBlock: return chains(in: block.main) + chains(in: block.shortcut)
-        default: return []
-        }
-    }
-
     // MARK: Distillation pairs
 
     /// Top-level layers whose output can be distilled: a ReLU closing conv (→ BN) → ReLU, or a
@@ -363,12 +353,12 @@ public final class Trainer {
         let layers = model.network.layers
         var result: [(Int, String, String)] = []
         for (index, layer) in layers.enumerated() where index < layers.count - 1 {
-            if layer is BasicBlock {
+            if layer.kind == .basicBlock {
                 result.append((index, layer.name, layer.name))
-            } else if layer is ReLU, index >= 1 {
+            } else if layer.kind == .relu, index >= 1 {
                 var source = index - 1
-                if layers[source] is BatchNorm2D, source >= 1 { source -= 1 }
-                if layers[source] is Conv2D || layers[source] is ExpandedChain {
+                if layers[source].kind == .batchnorm, source >= 1 { source -= 1 }
+                if layers[source].kind == .conv {   // compact or expanded
                     result.append((index, layer.name, layers[source].name))
                 }
             }

@@ -231,7 +231,7 @@ func convEfficiency(model: Model, label: String, settings: Settings) throws -> (
 
 // MARK: step
 
-func chains(_ model: Model) -> [ExpandedChain] { Trainer.chains(in: model.network) }
+func chains(_ model: Model) -> [ExpandedChain] { model.network.filterMap { $0 as? ExpandedChain } }
 
 /// Multiply-adds of one training step (forward + two backward products, convs and linears);
 /// expanded chains (also those inside residual blocks) cost what their training mode costs.

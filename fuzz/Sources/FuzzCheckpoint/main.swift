@@ -12,7 +12,7 @@ import Glibc
 #endif
 
 /// Students above these sizes are not built or trained: in the C API the student is the
-/// caller's model, not one the file describes (see `estimatedParameters`).
+/// caller's model, not one the file describes (see FuzzSpec's `parameterLimit`).
 private let parameterLimit = 2_000_000
 private let stepMultiplyAddLimit = 5_000_000
 
@@ -28,7 +28,7 @@ public func fuzzCheckpoint(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(start: data, count: size)
     guard let (metadata, _) = try? SafeTensors.decode(bytes),
           let specText = metadata["spec"], let spec = try? SpecParser.parse(specText),
-          estimatedParameters(spec) <= parameterLimit,
+          let plan = try? NetworkBuilder.plan(spec), plan.parameters <= parameterLimit,
           let student = try? Model(spec: spec, seed: 1),
           student.multiplyAdds <= stepMultiplyAddLimit else { return 0 }
     guard let options = try? TrainerOptions(threads: 1),
