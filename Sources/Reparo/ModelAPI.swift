@@ -32,9 +32,7 @@ public func reparo_model_load(_ path: UnsafePointer<CChar>?, _ outModel: UnsafeM
 public func reparo_model_save(_ model: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
     guarded("reparo_model_save") {
         let handle = try modelHandle(model)
-        let path = try string(path, "path")
-        guard !path.isEmpty else { throw ReparoError.invalidArgument("path is empty") }
-        try handle.model.save(path: path)
+        try handle.model.save(path: try nonEmptyPath(path))
     }
 }
 
