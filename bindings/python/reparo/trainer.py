@@ -278,19 +278,17 @@ class Trainer:
         labels: Any,
         epochs: int,
         batch_size: int,
-        shuffle: bool = True,
-        seed: int = 0,
         callback: Optional[Callable[[EpochStats], Optional[bool]]] = None,
-        validation: Optional[Tuple[Any, Any]] = None,
-        drop_last: bool = False,
+        **options: Any,
     ) -> List[EpochStats]:
         """Trains for ``epochs`` epochs of mini-batches and returns every epoch's stats.
 
         ``callback(stats)`` runs after each epoch; returning ``False`` stops training early.
-        The other arguments are those of :meth:`iter_fit`.
+        The other arguments, and the keyword ``options`` (``shuffle``, ``seed``,
+        ``validation``, ``drop_last``), are those of :meth:`iter_fit`.
         """
         history: List[EpochStats] = []
-        for stats in self.iter_fit(images, labels, epochs, batch_size, shuffle, seed, validation, drop_last):
+        for stats in self.iter_fit(images, labels, epochs, batch_size, **options):
             history.append(stats)
             if callback is not None and callback(stats) is False:
                 break
