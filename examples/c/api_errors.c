@@ -663,14 +663,14 @@ static reparo_status dataset_free_garbage(void) {
     X(fit_no_progress, "reparo_trainer_fit", "progress NULL", OK, NULL, fit_without_progress())               \
     /* reparo_fit_order */                                                                                     \
     X(order_count_zero, "reparo_fit_order", "count 0", INV, "count", reparo_fit_order(0, 0, 1, g_order, BATCH)) \
-    X(order_count_negative, "reparo_fit_order", "count -1", INV, "count",                                     \
+    X(order_count_negative, "reparo_fit_order", "count -1", INV, "count",                                      \
       reparo_fit_order(-1, 0, 1, g_order, BATCH))                                                              \
     X(order_epoch_zero, "reparo_fit_order", "epoch 0", INV, "epoch", reparo_fit_order(BATCH, 0, 0, g_order, BATCH)) \
-    X(order_null_out, "reparo_fit_order", "out_order NULL", INV, "out_order",                                 \
+    X(order_null_out, "reparo_fit_order", "out_order NULL", INV, "out_order",                                  \
       reparo_fit_order(BATCH, 0, 1, NULL, BATCH))                                                              \
-    X(order_capacity, "reparo_fit_order", "out_capacity below count", INV, "out_capacity",                    \
+    X(order_capacity, "reparo_fit_order", "out_capacity below count", INV, "out_capacity",                     \
       reparo_fit_order(BATCH, 0, 1, g_order, BATCH - 1))                                                       \
-    X(order_valid, "reparo_fit_order", "a permutation", OK, NULL, fit_order_permutation())                    \
+    X(order_valid, "reparo_fit_order", "a permutation", OK, NULL, fit_order_permutation())                     \
     /* reparo_prune */                                                                                         \
     X(prune_null, "reparo_prune", "dense NULL", INV, "dense", reparo_prune(NULL, NULL, &g_out_model))         \
     X(prune_null_out, "reparo_prune", "out_pruned NULL", INV, "out_pruned", reparo_prune(g_model, NULL, NULL)) \
@@ -742,27 +742,27 @@ static reparo_status dataset_free_garbage(void) {
     X(dataset_digits_garbage, "reparo_dataset_load", "digits files with bad contents", FMT, NULL,             \
       reparo_dataset_load("digits", g_scratch, "train", &g_out_dataset))                                       \
     /* reparo_dataset_create */                                                                                \
-    X(create_null_images, "reparo_dataset_create", "images NULL", INV, "images",                              \
+    X(dataset_create_null_images, "reparo_dataset_create", "images NULL", INV, "images",                       \
       reparo_dataset_create(NULL, g_labels, BATCH, 1, 8, 8, CLASSES, &g_out_dataset))                          \
-    X(create_null_labels, "reparo_dataset_create", "labels NULL", INV, "labels",                              \
+    X(dataset_create_null_labels, "reparo_dataset_create", "labels NULL", INV, "labels",                       \
       reparo_dataset_create(g_images, NULL, BATCH, 1, 8, 8, CLASSES, &g_out_dataset))                          \
-    X(create_null_out, "reparo_dataset_create", "out_dataset NULL", INV, "out_dataset",                       \
+    X(dataset_create_null_out, "reparo_dataset_create", "out_dataset NULL", INV, "out_dataset",                \
       reparo_dataset_create(g_images, g_labels, BATCH, 1, 8, 8, CLASSES, NULL))                                \
-    X(create_count_zero, "reparo_dataset_create", "count 0", INV, "count",                                    \
+    X(dataset_create_count_zero, "reparo_dataset_create", "count 0", INV, "count",                             \
       reparo_dataset_create(g_images, g_labels, 0, 1, 8, 8, CLASSES, &g_out_dataset))                          \
-    X(create_channels_zero, "reparo_dataset_create", "channels 0", INV, "channels",                           \
+    X(dataset_create_channels_zero, "reparo_dataset_create", "channels 0", INV, "channels",                    \
       reparo_dataset_create(g_images, g_labels, BATCH, 0, 8, 8, CLASSES, &g_out_dataset))                      \
-    X(create_classes_negative, "reparo_dataset_create", "classes -1", INV, "classes",                         \
+    X(dataset_create_classes_negative, "reparo_dataset_create", "classes -1", INV, "classes",                  \
       reparo_dataset_create(g_images, g_labels, BATCH, 1, 8, 8, -1, &g_out_dataset))                           \
-    X(create_overflow, "reparo_dataset_create", "C × H × W overflows", INV, "exceeds",                        \
+    X(dataset_create_overflow, "reparo_dataset_create", "C × H × W overflows", INV, "exceeds",                 \
       reparo_dataset_create(g_images, g_labels, 1, INT32_MAX, INT32_MAX, INT32_MAX, CLASSES, &g_out_dataset))  \
-    X(create_label_high, "reparo_dataset_create", "label = classes", INV, "label",                            \
+    X(dataset_create_label_high, "reparo_dataset_create", "label = classes", INV, "label",                     \
       reparo_dataset_create(g_images, g_labels_high, BATCH, 1, 8, 8, CLASSES, &g_out_dataset))                 \
-    X(create_label_negative, "reparo_dataset_create", "label -1", INV, "label",                               \
+    X(dataset_create_label_negative, "reparo_dataset_create", "label -1", INV, "label",                        \
       reparo_dataset_create(g_images, g_labels_negative, BATCH, 1, 8, 8, CLASSES, &g_out_dataset))             \
-    X(create_nan, "reparo_dataset_create", "a NaN pixel", INV, "finite",                                      \
+    X(dataset_create_nan, "reparo_dataset_create", "a NaN pixel", INV, "finite",                               \
       reparo_dataset_create(g_nan_images, g_labels, BATCH, 1, 8, 8, CLASSES, &g_out_dataset))                  \
-    X(create_valid, "reparo_dataset_create", "valid arrays; info gives them back; it trains", OK, NULL,       \
+    X(dataset_create_valid, "reparo_dataset_create", "valid arrays; info gives them back", OK, NULL,        \
       dataset_create_valid())                                                                                  \
     /* reparo_dataset_info */                                                                                  \
     X(info_null, "reparo_dataset_info", "dataset NULL", INV, "dataset",                                       \
