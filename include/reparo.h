@@ -210,9 +210,9 @@ typedef int32_t (*reparo_progress_callback)(const reparo_step_result *result, in
                                             float epoch_accuracy, void *user_data);
 
 /* Trains for `epochs` passes over `dataset` in shuffled (seeded) mini-batches of batch_size,
- * the last batch smaller: epoch e takes the samples in reparo_fit_order(count, seed, e)
- * order, the first batch_size of them, then the next, and so on. progress may be NULL. On an error the steps already taken are
- * kept and the failing step changed nothing. Stopping from the callback is not an error.
+ * the last batch smaller: epoch e takes the samples in the order of reparo_fit_order(count,
+ * seed, e), batch_size at a time. progress may be NULL. On an error the steps already taken
+ * are kept and the failing step changed nothing. Stopping from the callback is not an error.
  * Errors: as reparo_trainer_step, and INVALID_ARGUMENT when the dataset's image shape differs
  * from the student's input or it has more classes than the student. */
 reparo_status reparo_trainer_fit(reparo_trainer *trainer, const reparo_dataset *dataset, int32_t epochs,
