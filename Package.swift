@@ -26,9 +26,9 @@ let package = Package(
         // AVX-512 kernels (narrow GEMMs, stride-1 im2col/col2im) chosen per call by ReparoCore
         // over OpenBLAS and its Swift loops; dispatched at run time, so still portable.
         .target(name: "CVectorKernels"),
-        // include/reparo.h as a Clang module (a module map over the header, nothing to link):
-        // the C ABI's Swift code uses its types and codes, ReparoCore its version macros.
-        .systemLibrary(name: "CReparo", path: "Sources/CReparo"),
+        // include/reparo.h as a Clang module (Sources/CReparo/include links to it): the C ABI's
+        // Swift code uses its types and codes, ReparoCore its version macros.
+        .target(name: "CReparo"),
         .target(
             name: "ReparoCore",
             dependencies: ["COpenBLAS", "CZlib", "CVectorKernels", "CReparo"]
