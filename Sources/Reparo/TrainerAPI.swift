@@ -100,8 +100,10 @@ public func reparo_fit_order(_ count: Int64, _ seed: UInt64, _ epoch: Int32, _ o
         guard outCapacity >= Int(count) else {
             throw ReparoError.invalidArgument("out_capacity is \(outCapacity) but count is \(count)")
         }
-        var order = FitOrder(count: Int(count), seed: seed)
-        for _ in 0..<Int(epoch) { order.advance() }
-        for (slot, index) in order.indices.enumerated() { target[slot] = Int64(index) }
+        // Shuffled in the caller's buffer: nothing is allocated, however large count is.
+        var order = UnsafeMutableBufferPointer(start: target, count: Int(count))
+        for slot in 0..<order.count { order[slot] = Int64(slot) }
+        var shuffle = FitOrder(seed: seed)
+        for _ in 0..<Int(epoch) { shuffle.advance(&order) }
     }
 }

@@ -57,16 +57,17 @@ extension Trainer {
         let batches = (total + batch - 1) / batch
         let images = try FloatBuffer(count: batch * sample)
         var labels = [Int32](repeating: 0, count: batch)
-        var order = FitOrder(count: total, seed: seed)
+        var order = Array(0..<total)
+        var shuffle = FitOrder(seed: seed)
         let start = Date()
         var seen = 0
         for epoch in 1...epochs {
-            order.advance()
+            shuffle.advance(&order)
             var lossSum = 0.0, correct = 0.0, count = 0
             for b in 0..<batches {
                 let lower = b * batch, upper = min(lower + batch, total)
                 let size = upper - lower
-                for (slot, index) in order.indices[lower..<upper].enumerated() {
+                for (slot, index) in order[lower..<upper].enumerated() {
                     (images.pointer + slot * sample).update(from: source + index * sample, count: sample)
                     labels[slot] = sourceLabels[index]
                 }
