@@ -7,7 +7,8 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
-VERSION := $(shell sed -n 's/.*static let version = "\(.*\)".*/\1/p' Sources/ReparoCore/Model/Model.swift)
+# The version is REPARO_VERSION_STRING of the header (the one place it is written).
+VERSION := $(shell sed -n 's/^\#define REPARO_VERSION_STRING "\([^"]*\)".*/\1/p' include/reparo.h)
 
 .PHONY: all build test reproduce install uninstall
 

@@ -26,11 +26,14 @@ let package = Package(
         // AVX-512 kernels (narrow GEMMs, stride-1 im2col/col2im) chosen per call by ReparoCore
         // over OpenBLAS and its Swift loops; dispatched at run time, so still portable.
         .target(name: "CVectorKernels"),
+        // include/reparo.h as a Clang module (Sources/CReparo/include links to it): the C ABI's
+        // Swift code uses its types and codes, ReparoCore its version macros.
+        .target(name: "CReparo"),
         .target(
             name: "ReparoCore",
-            dependencies: ["COpenBLAS", "CZlib", "CVectorKernels"]
+            dependencies: ["COpenBLAS", "CZlib", "CVectorKernels", "CReparo"]
         ),
-        .target(name: "Reparo", dependencies: ["ReparoCore"]),
+        .target(name: "Reparo", dependencies: ["ReparoCore", "CReparo"]),
         .executableTarget(
             name: "reparo-cli",
             dependencies: ["ReparoCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -40,7 +43,7 @@ let package = Package(
                           path: "bench/Sources/reparo-bench"),
         // Counts the bench process's heap allocations (allocation-free hot paths are checked with it).
         .target(name: "MallocCounter", path: "bench/Sources/MallocCounter"),
-        .testTarget(name: "ReparoCoreTests", dependencies: ["ReparoCore", "Reparo", "CVectorKernels"]),
+        .testTarget(name: "ReparoCoreTests", dependencies: ["ReparoCore", "Reparo", "CReparo", "CVectorKernels"]),
     ],
     swiftLanguageModes: [.v5]
 )

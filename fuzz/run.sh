@@ -68,7 +68,7 @@ build_one() {
     # shellcheck disable=SC2046
     swiftc -parse-as-library -swift-version 5 -module-name ReparoCore -O -g \
         -sanitize=fuzzer,address -use-ld=lld \
-        -I Sources/COpenBLAS -I Sources/CZlib -I Sources/CVectorKernels/include \
+        -I Sources/COpenBLAS -I Sources/CZlib -I Sources/CVectorKernels/include -I Sources/CReparo/include \
         $(find Sources/ReparoCore -name '*.swift' | LC_ALL=C sort) "$(harness "$target")" \
         "$build_dir"/kernels/*.o -lopenblas -lz -o "$build_dir/fuzz-$target"
 }

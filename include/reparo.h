@@ -39,6 +39,13 @@
 extern "C" {
 #endif
 
+/* The version of this header, and of the library built from it: the one place the version is
+ * written (the Swift engine, the Python package and the Makefile read it from here). */
+#define REPARO_VERSION_MAJOR 0
+#define REPARO_VERSION_MINOR 1
+#define REPARO_VERSION_PATCH 0
+#define REPARO_VERSION_STRING "0.1.0" /* MAJOR.MINOR.PATCH, checked by the test suites */
+
 typedef int32_t reparo_status; /* 0 = REPARO_OK; positive codes below */
 
 enum {
@@ -67,7 +74,8 @@ typedef struct {
  * Library
  * ------------------------------------------------------------------------------------- */
 
-/* Version string, e.g. "0.1.0". Static storage; never NULL. */
+/* Version of the loaded library: its REPARO_VERSION_STRING (a program may compare it with the
+ * header it was compiled against). Static storage; never NULL. */
 const char *reparo_version(void);
 
 /* Message of this thread's last failed call; "" if none. Valid until this thread's next
@@ -228,13 +236,23 @@ typedef int32_t (*reparo_progress_callback)(const reparo_step_result *result, in
                                             float epoch_accuracy, void *user_data);
 
 /* Trains for `epochs` passes over `dataset` in shuffled (seeded) mini-batches of batch_size,
- * the last batch smaller. progress may be NULL. On an error the steps already taken are
- * kept and the failing step changed nothing. Stopping from the callback is not an error.
+ * the last batch smaller: epoch e takes the samples in the order of reparo_fit_order(count,
+ * seed, e), batch_size at a time. progress may be NULL. On an error the steps already taken
+ * are kept and the failing step changed nothing. Stopping from the callback is not an error.
  * Errors: as reparo_trainer_step, and INVALID_ARGUMENT when the dataset's image shape differs
  * from the student's input or it has more classes than the student. */
 reparo_status reparo_trainer_fit(reparo_trainer *trainer, const reparo_dataset *dataset, int32_t epochs,
                                  int32_t batch_size, uint64_t seed, reparo_progress_callback progress,
                                  void *user_data);
+
+/* The order in which reparo_trainer_fit visits `count` samples in 1-based epoch `epoch` of a
+ * run seeded with `seed`: a permutation of 0 ... count-1, written to out_order (out_capacity
+ * at least count). A loop of reparo_trainer_step calls that takes batches in this order trains
+ * exactly as reparo_trainer_fit does. Takes time proportional to count × epoch (each epoch
+ * reshuffles the previous one). Errors: INVALID_ARGUMENT (NULL, count outside 1 ... 2^30,
+ * epoch outside 1 ... 1000000, capacity). */
+reparo_status reparo_fit_order(int64_t count, uint64_t seed, int32_t epoch, int64_t *out_order,
+                               size_t out_capacity);
 
 /* ---------------------------------------------------------------------------------------
  * The method: prune, expand, collapse
@@ -258,7 +276,7 @@ reparo_status reparo_expand(reparo_model *model, const char *options_json);
 reparo_status reparo_collapse(reparo_model *model, const char *options_json);
 
 /* ---------------------------------------------------------------------------------------
- * Datasets (the bundled digits, MNIST and Fashion-MNIST IDX, CIFAR-10 binary)
+ * Datasets (the bundled digits, MNIST and Fashion-MNIST IDX, CIFAR-10 binary, or arrays)
  * ------------------------------------------------------------------------------------- */
 
 /* Loads a labelled image set. kind:
@@ -277,6 +295,17 @@ reparo_status reparo_collapse(reparo_model *model, const char *options_json);
  * gzip data; the message names the file). */
 reparo_status reparo_dataset_load(const char *kind, const char *path, const char *split,
                                   reparo_dataset **out_dataset);
+
+/* Makes a dataset from the caller's arrays: images count × channels × height × width floats
+ * (NCHW), labels count int32s in [0, classes). Both are copied once into the library (the
+ * caller may free its buffers on return) and used as is: no standardization. Every value is
+ * checked: count ≥ 1, every dimension and classes ≥ 1, count × C × H × W within the 2^30-float
+ * limit (no overflow), every image value finite, every label in range (the error names the
+ * first bad sample). Usable with reparo_trainer_fit like a loaded set. Errors:
+ * INVALID_ARGUMENT, OUT_OF_MEMORY. The caller owns *out_dataset (reparo_dataset_free). */
+reparo_status reparo_dataset_create(const float *images, const int32_t *labels, int64_t count, int32_t channels,
+                                    int32_t height, int32_t width, int32_t classes,
+                                    reparo_dataset **out_dataset);
 
 /* Number of samples, sample shape and classes. Any output pointer may be NULL. */
 reparo_status reparo_dataset_info(const reparo_dataset *dataset, int64_t *out_count, int32_t *out_channels,

@@ -1,3 +1,4 @@
+import CReparo
 import Foundation
 import ReparoCore
 
@@ -23,18 +24,33 @@ enum LastError {
     }
 }
 
+extension ReparoError {
+    /// The header's code for this error.
+    var status: reparo_status {
+        switch self {
+        case .invalidArgument: return reparo_status(REPARO_ERR_INVALID_ARGUMENT)
+        case .io: return reparo_status(REPARO_ERR_IO)
+        case .format: return reparo_status(REPARO_ERR_FORMAT)
+        case .state: return reparo_status(REPARO_ERR_STATE)
+        case .numeric: return reparo_status(REPARO_ERR_NUMERIC)
+        case .outOfMemory: return reparo_status(REPARO_ERR_OUT_OF_MEMORY)
+        case .internalError: return reparo_status(REPARO_ERR_INTERNAL)
+        }
+    }
+}
+
 /// Runs one C entry point: maps thrown errors to a status code and records the message.
 @inline(__always)
-func guarded(_ function: String, _ body: () throws -> Void) -> Int32 {
+func guarded(_ function: String, _ body: () throws -> Void) -> reparo_status {
     do {
         try body()
-        return 0
+        return reparo_status(REPARO_OK)
     } catch let error as ReparoError {
         LastError.set("\(function): \(error.message)")
-        return error.code
+        return error.status
     } catch {
         LastError.set("\(function): internal error: \(error)")
-        return ReparoError.internalError("").code
+        return reparo_status(REPARO_ERR_INTERNAL)
     }
 }
 
@@ -56,4 +72,11 @@ func optionalString(_ pointer: UnsafePointer<CChar>?, _ name: String) throws -> 
 func required<T>(_ pointer: T?, _ name: String) throws -> T {
     guard let pointer else { throw ReparoError.invalidArgument("\(name) is NULL") }
     return pointer
+}
+
+/// A required, non-empty path argument (a file to write).
+func nonEmptyPath(_ pointer: UnsafePointer<CChar>?) throws -> String {
+    let path = try string(pointer, "path")
+    guard !path.isEmpty else { throw ReparoError.invalidArgument("path is empty") }
+    return path
 }

@@ -95,19 +95,44 @@ final class TrainerHandle {
     deinit { student.detachTrainer() }
 }
 
+/// What a `reparo_dataset*` points to: the one copy of a data set the library holds, in
+/// buffers whose addresses stay put (reparo_dataset_data lends them to the caller).
 final class DatasetHandle {
-    let dataset: Dataset
+    let shape: FeatureShape
+    let classes: Int
+    let count: Int
     let images: FloatBuffer
     let labels: UnsafeMutablePointer<Int32>
 
+    /// Copies a loaded set (whose initializer checked it).
     init(_ dataset: Dataset) throws {
-        self.dataset = dataset
+        shape = dataset.shape
+        classes = dataset.classes
+        count = dataset.count
         images = try FloatBuffer(dataset.images)
-        labels = UnsafeMutablePointer<Int32>.allocate(capacity: max(dataset.count, 1))
-        dataset.labels.withUnsafeBufferPointer { source in
-            if let base = source.baseAddress { labels.initialize(from: base, count: dataset.count) }
-        }
+        labels = try dataset.labels.withUnsafeBufferPointer { try Self.copy($0) }
     }
 
-    deinit { labels.deallocate() }
+    /// Copies `count` samples from buffers whose sizes and values the caller has checked.
+    init(shape: FeatureShape, classes: Int, count: Int, images: UnsafeBufferPointer<Float>,
+         labels: UnsafeBufferPointer<Int32>) throws {
+        self.shape = shape
+        self.classes = classes
+        self.count = count
+        self.images = try FloatBuffer(count: images.count)
+        if let base = images.baseAddress { self.images.pointer.update(from: base, count: images.count) }
+        self.labels = try Self.copy(labels)
+    }
+
+    /// A malloc'd copy (at least one element, so never NULL); allocation failure is an error.
+    private static func copy(_ labels: UnsafeBufferPointer<Int32>) throws -> UnsafeMutablePointer<Int32> {
+        guard let memory = malloc(max(labels.count, 1) * MemoryLayout<Int32>.stride) else {
+            throw ReparoError.outOfMemory("could not allocate \(labels.count) labels")
+        }
+        let copy = memory.bindMemory(to: Int32.self, capacity: max(labels.count, 1))
+        if let base = labels.baseAddress { copy.initialize(from: base, count: labels.count) }
+        return copy
+    }
+
+    deinit { free(labels) }
 }

@@ -1,3 +1,4 @@
+import CReparo
 import Foundation
 import ReparoCore
 
@@ -5,7 +6,7 @@ let maximumBatch = 65_536
 
 @_cdecl("reparo_infer")
 public func reparo_infer(_ model: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32,
-                         _ outLogits: UnsafeMutablePointer<Float>?, _ outCapacity: Int) -> Int32 {
+                         _ outLogits: UnsafeMutablePointer<Float>?, _ outCapacity: Int) -> reparo_status {
     guarded("reparo_infer") {
         let model = try modelHandle(model).model
         let images = try required(images, "images")
@@ -24,7 +25,7 @@ public func reparo_infer(_ model: OpaquePointer?, _ images: UnsafePointer<Float>
 @_cdecl("reparo_evaluate")
 public func reparo_evaluate(_ model: OpaquePointer?, _ images: UnsafePointer<Float>?, _ labels: UnsafePointer<Int32>?,
                             _ count: Int64, _ outAccuracy: UnsafeMutablePointer<Float>?,
-                            _ outLoss: UnsafeMutablePointer<Float>?) -> Int32 {
+                            _ outLoss: UnsafeMutablePointer<Float>?) -> reparo_status {
     guarded("reparo_evaluate") {
         let model = try modelHandle(model).model
         let images = try required(images, "images")

@@ -1,9 +1,10 @@
+import CReparo
 import Foundation
 import ReparoCore
 
 @_cdecl("reparo_prune")
 public func reparo_prune(_ dense: OpaquePointer?, _ options: UnsafePointer<CChar>?,
-                         _ outPruned: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+                         _ outPruned: UnsafeMutablePointer<OpaquePointer?>?) -> reparo_status {
     guarded("reparo_prune") {
         let target = try output(outPruned, "out_pruned")
         let model = try modelHandle(dense, "dense").model
@@ -14,7 +15,7 @@ public func reparo_prune(_ dense: OpaquePointer?, _ options: UnsafePointer<CChar
 }
 
 @_cdecl("reparo_expand")
-public func reparo_expand(_ model: OpaquePointer?, _ options: UnsafePointer<CChar>?) -> Int32 {
+public func reparo_expand(_ model: OpaquePointer?, _ options: UnsafePointer<CChar>?) -> reparo_status {
     guarded("reparo_expand") {
         try replaceModel(model, by: "reparo_expand") {
             try Expansion.expand($0, options: ExpandOptions(json: try optionalString(options, "options_json")))
@@ -23,7 +24,7 @@ public func reparo_expand(_ model: OpaquePointer?, _ options: UnsafePointer<CCha
 }
 
 @_cdecl("reparo_collapse")
-public func reparo_collapse(_ model: OpaquePointer?, _ options: UnsafePointer<CChar>?) -> Int32 {
+public func reparo_collapse(_ model: OpaquePointer?, _ options: UnsafePointer<CChar>?) -> reparo_status {
     guarded("reparo_collapse") {
         try replaceModel(model, by: "reparo_collapse") {
             try Collapse.collapse($0, options: CollapseOptions(json: try optionalString(options, "options_json")))

@@ -1,3 +1,4 @@
+import CReparo
 import Foundation
 import ReparoCore
 
@@ -11,7 +12,7 @@ func output<T>(_ pointer: UnsafeMutablePointer<T>?, _ name: String) throws -> Un
 
 @_cdecl("reparo_model_create")
 public func reparo_model_create(_ spec: UnsafePointer<CChar>?, _ seed: UInt64,
-                                _ outModel: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+                                _ outModel: UnsafeMutablePointer<OpaquePointer?>?) -> reparo_status {
     guarded("reparo_model_create") {
         let target = try output(outModel, "out_model")
         let model = try Model(specJSON: try string(spec, "spec_json"), seed: seed)
@@ -20,7 +21,7 @@ public func reparo_model_create(_ spec: UnsafePointer<CChar>?, _ seed: UInt64,
 }
 
 @_cdecl("reparo_model_load")
-public func reparo_model_load(_ path: UnsafePointer<CChar>?, _ outModel: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+public func reparo_model_load(_ path: UnsafePointer<CChar>?, _ outModel: UnsafeMutablePointer<OpaquePointer?>?) -> reparo_status {
     guarded("reparo_model_load") {
         let target = try output(outModel, "out_model")
         let model = try Model.load(path: try string(path, "path"))
@@ -29,17 +30,15 @@ public func reparo_model_load(_ path: UnsafePointer<CChar>?, _ outModel: UnsafeM
 }
 
 @_cdecl("reparo_model_save")
-public func reparo_model_save(_ model: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
+public func reparo_model_save(_ model: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> reparo_status {
     guarded("reparo_model_save") {
         let handle = try modelHandle(model)
-        let path = try string(path, "path")
-        guard !path.isEmpty else { throw ReparoError.invalidArgument("path is empty") }
-        try handle.model.save(path: path)
+        try handle.model.save(path: try nonEmptyPath(path))
     }
 }
 
 @_cdecl("reparo_model_clone")
-public func reparo_model_clone(_ model: OpaquePointer?, _ outModel: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+public func reparo_model_clone(_ model: OpaquePointer?, _ outModel: UnsafeMutablePointer<OpaquePointer?>?) -> reparo_status {
     guarded("reparo_model_clone") {
         let handle = try modelHandle(model)
         let target = try output(outModel, "out_model")
@@ -49,7 +48,7 @@ public func reparo_model_clone(_ model: OpaquePointer?, _ outModel: UnsafeMutabl
 
 @_cdecl("reparo_model_describe")
 public func reparo_model_describe(_ model: OpaquePointer?, _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int,
-                                  _ outLength: UnsafeMutablePointer<Int>?) -> Int32 {
+                                  _ outLength: UnsafeMutablePointer<Int>?) -> reparo_status {
     guarded("reparo_model_describe") {
         let handle = try modelHandle(model)
         try checkTextBuffer(buffer, capacity: capacity)
@@ -60,7 +59,7 @@ public func reparo_model_describe(_ model: OpaquePointer?, _ buffer: UnsafeMutab
 @_cdecl("reparo_model_shape")
 public func reparo_model_shape(_ model: OpaquePointer?, _ channels: UnsafeMutablePointer<Int32>?,
                                _ height: UnsafeMutablePointer<Int32>?, _ width: UnsafeMutablePointer<Int32>?,
-                               _ classes: UnsafeMutablePointer<Int32>?) -> Int32 {
+                               _ classes: UnsafeMutablePointer<Int32>?) -> reparo_status {
     guarded("reparo_model_shape") {
         let model = try modelHandle(model).model
         channels?.pointee = Int32(model.inputShape.channels)
@@ -71,7 +70,7 @@ public func reparo_model_shape(_ model: OpaquePointer?, _ channels: UnsafeMutabl
 }
 
 @_cdecl("reparo_model_set_threads")
-public func reparo_model_set_threads(_ model: OpaquePointer?, _ threads: Int32) -> Int32 {
+public func reparo_model_set_threads(_ model: OpaquePointer?, _ threads: Int32) -> reparo_status {
     guarded("reparo_model_set_threads") {
         let model = try modelHandle(model).model
         guard threads >= 0, Int(threads) <= ExecutionContext.maximumThreads else {
@@ -82,7 +81,7 @@ public func reparo_model_set_threads(_ model: OpaquePointer?, _ threads: Int32) 
 }
 
 @_cdecl("reparo_model_threads")
-public func reparo_model_threads(_ model: OpaquePointer?, _ outThreads: UnsafeMutablePointer<Int32>?) -> Int32 {
+public func reparo_model_threads(_ model: OpaquePointer?, _ outThreads: UnsafeMutablePointer<Int32>?) -> reparo_status {
     guarded("reparo_model_threads") {
         let model = try modelHandle(model).model
         try output(outThreads, "out_threads").pointee = Int32(model.threads)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Reparo
 @testable import ReparoCore
 
 /// Regressions of issue #5: hostile checkpoints and weights files must cost an error, never a
@@ -30,7 +31,7 @@ struct ReliabilityTests {
             _ = try body()
             Issue.record("no error; expected \(expected("…"))", sourceLocation: sourceLocation)
         } catch let error as ReparoError {
-            #expect(error.code == expected("").code, "got \(error)", sourceLocation: sourceLocation)
+            #expect(error.status == expected("").status, "got \(error)", sourceLocation: sourceLocation)
             for fragment in fragments {
                 #expect(error.message.contains(fragment), "\"\(error.message)\" should mention \(fragment)",
                         sourceLocation: sourceLocation)

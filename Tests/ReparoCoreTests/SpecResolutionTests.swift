@@ -90,8 +90,7 @@ struct SpecResolutionTests {
         var resolved: ReparoError?
         do { _ = try SpecResolution(specJSON: json) } catch let error as ReparoError { resolved = error }
         let expected = try #require(created, "model creation accepted \(json)")
-        #expect(expected.code == ReparoError.invalidArgument("").code)
-        #expect(resolved?.code == expected.code)
-        #expect(resolved?.message == expected.message)
+        #expect(expected == .invalidArgument(expected.message))
+        #expect(resolved == expected)   // same case, same message
     }
 }

@@ -86,6 +86,7 @@ static int32_t g_c, g_h, g_w, g_k;
 static int64_t g_count;
 static const float *g_out_images;
 static const int32_t *g_out_labels;
+static int64_t g_order[BATCH];
 static char g_detail[512];        /* why a success-case helper failed */
 static char g_saved_message[512]; /* the message, saved by helpers that call Reparo again */
 
@@ -103,6 +104,7 @@ static void reset_outputs(void) {
     g_count = -5;
     g_out_images = SENTINEL;
     g_out_labels = SENTINEL;
+    for (i = 0; i < BATCH; i++) g_order[i] = -7;
     g_detail[0] = '\0';
     g_saved_message[0] = '\0';
 }
@@ -124,6 +126,8 @@ static const char *written_output(void) {
     if (g_length != 12345) return "out_length";
     if (g_c != -5 || g_h != -5 || g_w != -5 || g_k != -5 || g_count != -5) return "shape/info outputs";
     if ((const void *)g_out_images != SENTINEL || (const void *)g_out_labels != SENTINEL) return "dataset pointers";
+    for (i = 0; i < BATCH; i++)
+        if (g_order[i] != -7) return "out_order";
     return NULL;
 }
 
@@ -292,6 +296,35 @@ static reparo_status fit_stopped_by_callback(void) {
 }
 
 static reparo_status fit_without_progress(void) { return reparo_trainer_fit(g_trainer, g_dataset, 1, 128, 7, NULL, NULL); }
+
+/* reparo_fit_order with valid arguments gives a permutation of 0 ... BATCH-1. */
+static reparo_status fit_order_permutation(void) {
+    int64_t order[BATCH];
+    int seen[BATCH] = {0};
+    int i;
+    reparo_status status = reparo_fit_order(BATCH, 3, 2, order, BATCH);
+    if (status != REPARO_OK) return status;
+    for (i = 0; i < BATCH; i++) {
+        if (order[i] < 0 || order[i] >= BATCH || seen[order[i]]++)
+            return FAIL_DETAIL("order[%d] = %lld is not part of a permutation", i, (long long)order[i]);
+    }
+    return REPARO_OK;
+}
+
+/* reparo_dataset_create with valid arrays: info gives them back; the dataset trains. */
+static reparo_status dataset_create_valid(void) {
+    reparo_dataset *dataset = NULL;
+    int64_t count = 0;
+    int32_t c = 0, h = 0, w = 0, k = 0;
+    reparo_status status = reparo_dataset_create(g_images, g_labels, BATCH, 1, 8, 8, CLASSES, &dataset);
+    if (status != REPARO_OK) return status;
+    status = reparo_dataset_info(dataset, &count, &c, &h, &w, &k);
+    if (status == REPARO_OK && (count != BATCH || c != 1 || h != 8 || w != 8 || k != CLASSES))
+        status = FAIL_DETAIL("info gave %lld × %d × %d × %d, %d classes", (long long)count, c, h, w, k);
+    if (status == REPARO_OK) status = reparo_trainer_fit(g_trainer, dataset, 1, 2, 0, NULL, NULL);
+    reparo_dataset_free(dataset);
+    return status;
+}
 
 static reparo_status trainer_load_own_state(void) { return reparo_trainer_load(g_trainer, g_paths[P_STATE]); }
 
@@ -665,6 +698,16 @@ static reparo_status dataset_free_garbage(void) {
       reparo_trainer_fit(g_trainer5, g_dataset, 1, 16, 0, NULL, NULL))                                         \
     X(fit_stop, "reparo_trainer_fit", "the callback stops after one step", OK, NULL, fit_stopped_by_callback()) \
     X(fit_no_progress, "reparo_trainer_fit", "progress NULL", OK, NULL, fit_without_progress())               \
+    /* reparo_fit_order */                                                                                     \
+    X(order_count_zero, "reparo_fit_order", "count 0", INV, "count", reparo_fit_order(0, 0, 1, g_order, BATCH)) \
+    X(order_count_negative, "reparo_fit_order", "count -1", INV, "count",                                      \
+      reparo_fit_order(-1, 0, 1, g_order, BATCH))                                                              \
+    X(order_epoch_zero, "reparo_fit_order", "epoch 0", INV, "epoch", reparo_fit_order(BATCH, 0, 0, g_order, BATCH)) \
+    X(order_null_out, "reparo_fit_order", "out_order NULL", INV, "out_order",                                  \
+      reparo_fit_order(BATCH, 0, 1, NULL, BATCH))                                                              \
+    X(order_capacity, "reparo_fit_order", "out_capacity below count", INV, "out_capacity",                     \
+      reparo_fit_order(BATCH, 0, 1, g_order, BATCH - 1))                                                       \
+    X(order_valid, "reparo_fit_order", "a permutation", OK, NULL, fit_order_permutation())                     \
     /* reparo_prune */                                                                                         \
     X(prune_null, "reparo_prune", "dense NULL", INV, "dense", reparo_prune(NULL, NULL, &g_out_model))         \
     X(prune_null_out, "reparo_prune", "out_pruned NULL", INV, "out_pruned", reparo_prune(g_model, NULL, NULL)) \
@@ -735,6 +778,29 @@ static reparo_status dataset_free_garbage(void) {
       reparo_dataset_load("cifar10", g_paths[P_MISSING], "test", &g_out_dataset))                              \
     X(dataset_digits_garbage, "reparo_dataset_load", "digits files with bad contents", FMT, NULL,             \
       reparo_dataset_load("digits", g_scratch, "train", &g_out_dataset))                                       \
+    /* reparo_dataset_create */                                                                                \
+    X(dataset_create_null_images, "reparo_dataset_create", "images NULL", INV, "images",                       \
+      reparo_dataset_create(NULL, g_labels, BATCH, 1, 8, 8, CLASSES, &g_out_dataset))                          \
+    X(dataset_create_null_labels, "reparo_dataset_create", "labels NULL", INV, "labels",                       \
+      reparo_dataset_create(g_images, NULL, BATCH, 1, 8, 8, CLASSES, &g_out_dataset))                          \
+    X(dataset_create_null_out, "reparo_dataset_create", "out_dataset NULL", INV, "out_dataset",                \
+      reparo_dataset_create(g_images, g_labels, BATCH, 1, 8, 8, CLASSES, NULL))                                \
+    X(dataset_create_count_zero, "reparo_dataset_create", "count 0", INV, "count",                             \
+      reparo_dataset_create(g_images, g_labels, 0, 1, 8, 8, CLASSES, &g_out_dataset))                          \
+    X(dataset_create_channels_zero, "reparo_dataset_create", "channels 0", INV, "channels",                    \
+      reparo_dataset_create(g_images, g_labels, BATCH, 0, 8, 8, CLASSES, &g_out_dataset))                      \
+    X(dataset_create_classes_negative, "reparo_dataset_create", "classes -1", INV, "classes",                  \
+      reparo_dataset_create(g_images, g_labels, BATCH, 1, 8, 8, -1, &g_out_dataset))                           \
+    X(dataset_create_overflow, "reparo_dataset_create", "C × H × W overflows", INV, "exceeds",                 \
+      reparo_dataset_create(g_images, g_labels, 1, INT32_MAX, INT32_MAX, INT32_MAX, CLASSES, &g_out_dataset))  \
+    X(dataset_create_label_high, "reparo_dataset_create", "label = classes", INV, "label",                     \
+      reparo_dataset_create(g_images, g_labels_high, BATCH, 1, 8, 8, CLASSES, &g_out_dataset))                 \
+    X(dataset_create_label_negative, "reparo_dataset_create", "label -1", INV, "label",                        \
+      reparo_dataset_create(g_images, g_labels_negative, BATCH, 1, 8, 8, CLASSES, &g_out_dataset))             \
+    X(dataset_create_nan, "reparo_dataset_create", "a NaN pixel", INV, "finite",                               \
+      reparo_dataset_create(g_nan_images, g_labels, BATCH, 1, 8, 8, CLASSES, &g_out_dataset))                  \
+    X(dataset_create_valid, "reparo_dataset_create", "valid arrays; info gives them back", OK, NULL,        \
+      dataset_create_valid())                                                                                  \
     /* reparo_dataset_info */                                                                                  \
     X(info_null, "reparo_dataset_info", "dataset NULL", INV, "dataset",                                       \
       reparo_dataset_info(NULL, &g_count, &g_c, &g_h, &g_w, &g_k))                                             \

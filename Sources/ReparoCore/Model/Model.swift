@@ -217,8 +217,3 @@ public final class Model {
         }
     }
 }
-
-/// Library identity.
-public enum Reparo {
-    public static let version = "0.1.0"
-}

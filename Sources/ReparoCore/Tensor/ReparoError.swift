@@ -1,5 +1,5 @@
-/// Every failure the engine reports. The C layer maps each case to a `reparo_status` code
-/// (see include/reparo.h) and its message to `reparo_last_error()`.
+/// Every failure the engine reports. The C layer (Sources/Reparo/Errors.swift) maps each case to
+/// the header's `REPARO_ERR_*` code and its message to `reparo_last_error()`.
 public enum ReparoError: Error, Equatable, CustomStringConvertible {
     /// A caller-supplied value is wrong (NULL, size, shape, option, spec field).
     case invalidArgument(String)
@@ -15,19 +15,6 @@ public enum ReparoError: Error, Equatable, CustomStringConvertible {
     case outOfMemory(String)
     /// A bug in Reparo: please report it.
     case internalError(String)
-
-    /// The `reparo_status` value of this error (REPARO_ERR_*).
-    public var code: Int32 {
-        switch self {
-        case .invalidArgument: return 1
-        case .io: return 2
-        case .format: return 3
-        case .state: return 4
-        case .numeric: return 5
-        case .outOfMemory: return 6
-        case .internalError: return 7
-        }
-    }
 
     public var message: String {
         switch self {

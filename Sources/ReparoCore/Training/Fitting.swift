@@ -26,36 +26,50 @@ public typealias StepResultSummary = Trainer.StepResult
 
 extension Trainer {
     /// Trains for `epochs` passes over `dataset` in batches of `batchSize` (the last, smaller
-    /// batch included). `progress` is called after every step; return false to stop early.
+    /// batch included), in `FitOrder`'s order. `progress` is called after every step; return
+    /// false to stop early.
     public func fit(_ dataset: Dataset, epochs: Int, batchSize: Int, seed: UInt64,
                     progress: ((FitProgress) -> Bool)? = nil) throws {
-        guard dataset.shape == student.inputShape else {
-            throw ReparoError.invalidArgument("dataset images are \(dataset.shape) but the model takes \(student.inputShape)")
+        try dataset.images.withUnsafeBufferPointer { images in
+            try dataset.labels.withUnsafeBufferPointer { labels in
+                guard let imageBase = images.baseAddress, let labelBase = labels.baseAddress else {
+                    throw ReparoError.invalidArgument("epochs, batch size and dataset must be non-empty")
+                }
+                try fit(images: imageBase, labels: labelBase, count: dataset.count, shape: dataset.shape,
+                        epochs: epochs, batchSize: batchSize, seed: seed, progress: progress)
+            }
         }
-        guard epochs >= 1, batchSize >= 1, dataset.count >= 1 else {
+    }
+
+    /// `fit` over a data set held elsewhere (the C API's datasets): `count` samples of `shape`
+    /// at `images` (NCHW) and their labels, which the caller has checked to be in range.
+    public func fit(images source: UnsafePointer<Float>, labels sourceLabels: UnsafePointer<Int32>, count total: Int,
+                    shape: FeatureShape, epochs: Int, batchSize: Int, seed: UInt64,
+                    progress: ((FitProgress) -> Bool)? = nil) throws {
+        guard shape == student.inputShape else {
+            throw ReparoError.invalidArgument("dataset images are \(shape) but the model takes \(student.inputShape)")
+        }
+        guard epochs >= 1, batchSize >= 1, total >= 1 else {
             throw ReparoError.invalidArgument("epochs, batch size and dataset must be non-empty")
         }
-        let sample = dataset.shape.count
-        let batch = min(batchSize, dataset.count)
-        let batches = (dataset.count + batch - 1) / batch
+        let sample = shape.count
+        let batch = min(batchSize, total)
+        let batches = (total + batch - 1) / batch
         let images = try FloatBuffer(count: batch * sample)
         var labels = [Int32](repeating: 0, count: batch)
-        var order = Array(0..<dataset.count)
-        var generator = SeededGenerator(seed: seed)
+        var order = Array(0..<total)
+        var shuffle = FitOrder(seed: seed)
         let start = Date()
         var seen = 0
         for epoch in 1...epochs {
-            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, generator.nextInt(below: i + 1)) }
+            shuffle.advance(&order)
             var lossSum = 0.0, correct = 0.0, count = 0
             for b in 0..<batches {
-                let lower = b * batch, upper = min(lower + batch, dataset.count)
+                let lower = b * batch, upper = min(lower + batch, total)
                 let size = upper - lower
-                dataset.images.withUnsafeBufferPointer { source in
-                    guard let base = source.baseAddress else { return }
-                    for (slot, index) in order[lower..<upper].enumerated() {
-                        (images.pointer + slot * sample).update(from: base + index * sample, count: sample)
-                        labels[slot] = dataset.labels[index]
-                    }
+                for (slot, index) in order[lower..<upper].enumerated() {
+                    (images.pointer + slot * sample).update(from: source + index * sample, count: sample)
+                    labels[slot] = sourceLabels[index]
                 }
                 let result = try labels.withUnsafeBufferPointer { labelBuffer -> Trainer.StepResult in
                     guard let labelBase = labelBuffer.baseAddress else { throw ReparoError.internalError("no labels") }

@@ -18,7 +18,7 @@ from . import _lib
 from .dataset import Dataset, load_dataset
 from .errors import ReparoError, Status
 from .model import MAX_BATCH, Model
-from .trainer import EpochStats, StepResult, Trainer
+from .trainer import EpochStats, StepResult, Trainer, fit_order
 
 __all__ = [
     "Dataset",
@@ -30,11 +30,15 @@ __all__ = [
     "StepResult",
     "Trainer",
     "__version__",
+    "fit_order",
     "library_path",
     "library_version",
     "load_dataset",
 ]
 
+#: The package version: REPARO_VERSION_STRING of include/reparo.h, the one place it is decided
+#: (a wheel does not carry the header, so it is written here too; tests/test_lowlevel.py holds
+#: the two equal, and pyproject.toml reads this line).
 __version__ = "0.1.0"
 
 

@@ -142,12 +142,17 @@ FUNCTIONS: Dict[str, Tuple[List[Any], Any]] = {
         [reparo_trainer_p, reparo_dataset_p, c_int32, c_int32, c_uint64, reparo_progress_callback, c_void_p],
         reparo_status,
     ),
+    "reparo_fit_order": ([c_int64, c_uint64, c_int32, POINTER(c_int64), c_size_t], reparo_status),
     # The method
     "reparo_prune": ([reparo_model_p, c_char_p, POINTER(reparo_model_p)], reparo_status),
     "reparo_expand": ([reparo_model_p, c_char_p], reparo_status),
     "reparo_collapse": ([reparo_model_p, c_char_p], reparo_status),
     # Datasets
     "reparo_dataset_load": ([c_char_p, c_char_p, c_char_p, POINTER(reparo_dataset_p)], reparo_status),
+    "reparo_dataset_create": (
+        [POINTER(c_float), POINTER(c_int32), c_int64, c_int32, c_int32, c_int32, c_int32, POINTER(reparo_dataset_p)],
+        reparo_status,
+    ),
     "reparo_dataset_info": (
         [reparo_dataset_p, POINTER(c_int64), POINTER(c_int32), POINTER(c_int32), POINTER(c_int32), POINTER(c_int32)],
         reparo_status,
@@ -218,10 +223,12 @@ reparo_trainer_free = _function("reparo_trainer_free")
 reparo_trainer_save = _function("reparo_trainer_save")
 reparo_trainer_load = _function("reparo_trainer_load")
 reparo_trainer_fit = _function("reparo_trainer_fit")
+reparo_fit_order = _function("reparo_fit_order")
 reparo_prune = _function("reparo_prune")
 reparo_expand = _function("reparo_expand")
 reparo_collapse = _function("reparo_collapse")
 reparo_dataset_load = _function("reparo_dataset_load")
+reparo_dataset_create = _function("reparo_dataset_create")
 reparo_dataset_info = _function("reparo_dataset_info")
 reparo_dataset_data = _function("reparo_dataset_data")
 reparo_dataset_free = _function("reparo_dataset_free")

@@ -17,7 +17,7 @@ from .model import MAX_BATCH, Model, _float_pointer, _int32_pointer, as_images, 
 if TYPE_CHECKING:
     from .dataset import Dataset
 
-__all__ = ["Trainer", "StepResult", "EpochStats"]
+__all__ = ["Trainer", "StepResult", "EpochStats", "fit_order"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +65,15 @@ def _step_result(result: "_lib.reparo_step_result") -> StepResult:
         learning_rate=float(result.learning_rate),
         step=int(result.step),
     )
+
+
+def fit_order(count: int, seed: int, epoch: int) -> np.ndarray:
+    """The order (int64 [count], a permutation of ``range(count)``) in which the library's fit
+    loop visits ``count`` samples in 1-based ``epoch`` of a run seeded with ``seed``
+    (``reparo_fit_order``)."""
+    order = np.empty(count, dtype=np.int64)
+    check(_lib.reparo_fit_order(count, seed, epoch, order.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), count))
+    return order
 
 
 class Trainer:
@@ -205,8 +214,10 @@ class Trainer:
             epochs: number of passes over the data.
             batch_size: samples per step; the last batch of an epoch is smaller unless
                 ``drop_last``.
-            shuffle: reshuffle every epoch with ``numpy.random.default_rng(seed)``.
-            seed: seed of the shuffling.
+            shuffle: reshuffle every epoch, in the order of the library's own loop
+                (``reparo_fit_order``): with the same seed, the same student, options and
+                data, and no ``drop_last``, this trains exactly as :meth:`fit_native`.
+            seed: seed of the shuffling (0 ... 2^64-1).
             validation: optional ``(images, labels)`` evaluated after each epoch.
             drop_last: skip the last incomplete batch of each epoch.
         """
@@ -220,13 +231,14 @@ class Trainer:
             raise ValueError(f"batch_size must be in 1...{MAX_BATCH}, got {batch_size}")
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
+        if not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be in 0...2**64-1, got {seed}")
         if validation is not None:
             val_images = as_images(validation[0], student.input_shape, "validation images")
             val_labels = as_labels(validation[1], val_images.shape[0])
-        rng = np.random.default_rng(seed)
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
-            order = rng.permutation(count) if shuffle else np.arange(count)
+            order = fit_order(count, seed, epoch) if shuffle else np.arange(count)
             totals = np.zeros(4)  # loss, ce, kd, correct (sample-weighted)
             samples = steps = 0
             last: Optional[StepResult] = None
@@ -266,19 +278,17 @@ class Trainer:
         labels: Any,
         epochs: int,
         batch_size: int,
-        shuffle: bool = True,
-        seed: int = 0,
         callback: Optional[Callable[[EpochStats], Optional[bool]]] = None,
-        validation: Optional[Tuple[Any, Any]] = None,
-        drop_last: bool = False,
+        **options: Any,
     ) -> List[EpochStats]:
         """Trains for ``epochs`` epochs of mini-batches and returns every epoch's stats.
 
         ``callback(stats)`` runs after each epoch; returning ``False`` stops training early.
-        The other arguments are those of :meth:`iter_fit`.
+        The other arguments, and the keyword ``options`` (``shuffle``, ``seed``,
+        ``validation``, ``drop_last``), are those of :meth:`iter_fit`.
         """
         history: List[EpochStats] = []
-        for stats in self.iter_fit(images, labels, epochs, batch_size, shuffle, seed, validation, drop_last):
+        for stats in self.iter_fit(images, labels, epochs, batch_size, **options):
             history.append(stats)
             if callback is not None and callback(stats) is False:
                 break
@@ -293,10 +303,11 @@ class Trainer:
         progress: Optional[Callable[..., Optional[bool]]] = None,
     ) -> Optional[StepResult]:
         """Trains with the library's own loop (``reparo_trainer_fit``): shuffled, seeded
-        mini-batches over the C copy of ``dataset`` (loaded again from its kind, path and split).
+        mini-batches over the library's copy of ``dataset`` (nothing is copied from Python).
+        :meth:`iter_fit` on the dataset's arrays with the same seed takes the same batches.
 
         Args:
-            dataset: a :class:`Dataset` from :meth:`Dataset.load`.
+            dataset: an open :class:`Dataset` (:meth:`Dataset.load` or :meth:`Dataset.from_arrays`).
             epochs, batch_size, seed: as ``reparo_trainer_fit``.
             progress: called after every step as ``progress(result, epoch, epochs, batch,
                 batches, epoch_loss, epoch_accuracy)``; returning ``False`` stops after that
@@ -327,20 +338,10 @@ class Trainer:
                 return 1
 
         callback = _lib.reparo_progress_callback(report)  # referenced until the call returns
-        dataset_handle = _lib.reparo_dataset_p()
-        check(
-            _lib.reparo_dataset_load(
-                _lib.encode(dataset.kind), _lib.encode(dataset.path), _lib.encode(dataset.split),
-                ctypes.byref(dataset_handle),
-            )
-        )
-        try:
-            status = _lib.reparo_trainer_fit(handle, dataset_handle, epochs, batch_size, seed, callback, None)
-            if failure:
-                raise failure[0]
-            check(status)
-        finally:
-            _lib.reparo_dataset_free(dataset_handle)
+        status = _lib.reparo_trainer_fit(handle, dataset.handle, epochs, batch_size, seed, callback, None)
+        if failure:
+            raise failure[0]
+        check(status)
         return last[0] if last else None
 
     def save(self, path: "os.PathLike[str] | str") -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import pathlib
 import re
+import tomllib
 
 import pytest
 
@@ -80,3 +82,18 @@ def test_last_error_is_per_call_and_thread_local() -> None:
     thread.start()
     thread.join()
     assert seen == [b""]  # another thread has no error
+
+
+@pytest.mark.skipif(not HEADER.is_file(), reason="reparo.h not found (not running from a checkout)")
+def test_version_comes_from_the_header() -> None:
+    """REPARO_VERSION_* of reparo.h is the one version: the package's, pyproject's (read from
+    the package) and the library's agree with it."""
+    text = HEADER.read_text()
+    macros = dict(re.findall(r"^#define (REPARO_VERSION_\w+) (\S+)", text, flags=re.M))
+    string = macros["REPARO_VERSION_STRING"].strip('"')
+    assert string == ".".join(macros[f"REPARO_VERSION_{part}"] for part in ("MAJOR", "MINOR", "PATCH"))
+    assert reparo.__version__ == string
+    assert reparo.library_version() == string
+    pyproject = tomllib.loads((pathlib.Path(reparo.__file__).parents[1] / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "reparo.__version__"}

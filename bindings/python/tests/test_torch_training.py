@@ -300,7 +300,7 @@ def test_fine_tuning_agrees_with_pytorch(case: str, digits_train, digits_test, t
             counters = {k: v for k, v in compact.state_dict().items() if k.endswith("num_batches_tracked")}
             compact.load_state_dict({**counters, **{k: torch.from_numpy(v) for k, v in mine.items()}}, strict=True)
             compact.eval()
-            test_images = digits_test.images[:200]
+            test_images = digits_test.images[:200].copy()  # writable, as torch.from_numpy wants
             with torch.no_grad():
                 expected_logits = compact(torch.from_numpy(test_images).double()).numpy()
             logit_error = relative_error(student.infer(test_images), expected_logits)
