@@ -10,6 +10,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from . import _lib
+from ._owned import OwnsHandle
 from .errors import check
 from .model import as_labels
 
@@ -46,7 +47,7 @@ def _view(storage: _Storage, address: Optional[int], ctype: Any, dtype: Any, sha
     return array
 
 
-class Dataset:
+class Dataset(OwnsHandle):
     """A labelled image set held by the library (one copy, in the library's memory).
 
     Make one with :meth:`load` or :meth:`from_arrays`; use it with :meth:`Trainer.fit_native`
@@ -183,12 +184,6 @@ class Dataset:
         """Releases the dataset (see the class docstring for when its memory is freed).
         Idempotent."""
         self._storage = self._images = self._labels = None
-
-    def __enter__(self) -> "Dataset":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
 
     # --- contents ----------------------------------------------------------------------------
 

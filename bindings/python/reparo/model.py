@@ -12,6 +12,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from . import _lib
+from ._owned import OwnsHandle
 from .errors import ReparoError, Status, check, options_json
 
 __all__ = ["Model", "MAX_BATCH", "as_images", "as_labels"]
@@ -67,7 +68,7 @@ def _int32_pointer(array: np.ndarray) -> "ctypes._Pointer[ctypes.c_int32]":
     return array.ctypes.data_as(_INT32_P)
 
 
-class Model:
+class Model(OwnsHandle):
     """A Reparo model (dense, pruned, expanded or collapsed CNN).
 
     Create one with :meth:`create` or :meth:`load`; free it with :meth:`close` or a ``with``
@@ -76,6 +77,10 @@ class Model:
     threads at once; :meth:`expand`, :meth:`collapse` and training must not overlap with any
     other call on the same model.
     """
+
+    # Garbage collection frees the handle; a live trainer holds a strong reference to its
+    # models, so no trainer can be using a model collected here.
+    _free_function = "reparo_model_free"
 
     def __init__(self, handle: int, *, _token: object = None) -> None:
         if _token is not _PRIVATE:
@@ -155,19 +160,6 @@ class Model:
             )
         handle, self._handle = self._handle, None
         _lib.reparo_model_free(handle)
-
-    def __enter__(self) -> "Model":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # A live trainer holds a strong reference, so no trainer can be using this model here.
-        handle = getattr(self, "_handle", None)
-        if handle is not None and _lib is not None and getattr(_lib, "reparo_model_free", None) is not None:
-            self._handle = None
-            _lib.reparo_model_free(handle)
 
     @property
     def handle(self) -> int:

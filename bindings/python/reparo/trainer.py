@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Tuple
 import numpy as np
 
 from . import _lib
+from ._owned import OwnsHandle
 from .errors import check, options_json
 from .model import MAX_BATCH, Model, _float_pointer, _int32_pointer, as_images, as_labels
 
@@ -76,7 +77,7 @@ def fit_order(count: int, seed: int, epoch: int) -> np.ndarray:
     return order
 
 
-class Trainer:
+class Trainer(OwnsHandle):
     """An SGD trainer that updates ``student`` in place.
 
     Args:
@@ -95,6 +96,8 @@ class Trainer:
     Raises:
         ReparoError: INVALID_ARGUMENT (options, or a teacher of another input/classes), STATE.
     """
+
+    _free_function = "reparo_trainer_free"
 
     def __init__(self, student: Model, teacher: Optional[Model] = None, **options: Any) -> None:
         self._handle: Optional[int] = None
@@ -152,18 +155,6 @@ class Trainer:
                 model._trainers.discard(self)
         self._student = None
         self._teacher = None
-
-    def __enter__(self) -> "Trainer":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        handle = getattr(self, "_handle", None)
-        if handle is not None and _lib is not None and getattr(_lib, "reparo_trainer_free", None) is not None:
-            self._handle = None
-            _lib.reparo_trainer_free(handle)
 
     def _require_open(self) -> int:
         if self._handle is None:
