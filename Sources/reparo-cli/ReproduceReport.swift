@@ -145,7 +145,7 @@ struct ReproduceReport {
         return ["dataset": .string(dataset), "split": .string(split), "settings": settings, "seconds": .double(seconds),
                 "teacher": ["accuracy": .double(teacher.accuracy), "parameters": .int(teacher.parameters),
                             "flops": .int(teacher.multiplyAdds), "seconds": .double(teacher.seconds), "cached": .bool(teacher.cached)],
-                "pruned_accuracy": .array(prunedAccuracy.map { ["ratio": .double($0.key), "accuracy": .double($0.value)] }),
+                "pruned_accuracy": .array(prunedAccuracy.sorted { $0.key < $1.key }.map { ["ratio": .double($0.key), "accuracy": .double($0.value)] }),
                 "runs": .array(runList), "comparisons": .array(comparisons)]
     }
 }

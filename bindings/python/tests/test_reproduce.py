@@ -62,6 +62,9 @@ def test_csv_json_and_intervals_agree_with_an_independent_computation(first_run)
         sizes = {(r["parameters"], r["flops"]) for r in rows if float(r["ratio"]) == ratio}
         assert len(sizes) == 1
     assert result["teacher"]["cached"] is False and result["teacher"]["accuracy"] > 0.8
+    # One entry per ratio, in the order of the ratios (not a dictionary's order, which varies
+    # between runs of the same job).
+    assert [entry["ratio"] for entry in result["pruned_accuracy"]] == [0.5, 0.9]
     assert (out / "reproduce.json").exists()
 
 
