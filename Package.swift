@@ -15,6 +15,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // OpenBLAS through its CBLAS header (Debian: libopenblas-dev).
@@ -33,17 +34,21 @@ let package = Package(
             name: "ReparoCore",
             dependencies: ["COpenBLAS", "CZlib", "CVectorKernels", "CReparo"]
         ),
-        .target(name: "Reparo", dependencies: ["ReparoCore", "CReparo"]),
+        // ONNX export: ReparoCore stays free of the protobuf dependency (fuzz/run.sh compiles
+        // its sources alone); onnx.pb.swift is generated once by scripts/generate_onnx_proto.sh.
+        .target(name: "ReparoONNX", dependencies: ["ReparoCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .target(name: "Reparo", dependencies: ["ReparoCore", "ReparoONNX", "CReparo"]),
         .executableTarget(
             name: "reparo-cli",
-            dependencies: ["ReparoCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ReparoCore", "ReparoONNX", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Kernel micro-benchmarks (conv vs raw sgemm efficiency, step and inference timings).
         .executableTarget(name: "reparo-bench", dependencies: ["ReparoCore", "COpenBLAS", "MallocCounter"],
                           path: "bench/Sources/reparo-bench"),
         // Counts the bench process's heap allocations (allocation-free hot paths are checked with it).
         .target(name: "MallocCounter", path: "bench/Sources/MallocCounter"),
-        .testTarget(name: "ReparoCoreTests", dependencies: ["ReparoCore", "Reparo", "CReparo", "CVectorKernels"]),
+        .testTarget(name: "ReparoCoreTests", dependencies: ["ReparoCore", "ReparoONNX", "Reparo",
+                                                          .product(name: "SwiftProtobuf", package: "swift-protobuf"), "CReparo", "CVectorKernels"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -163,6 +163,23 @@ public enum SafeTensors {
     /// at `path` is untouched. Invalid tensors are `.invalidArgument`, file system errors `.io`.
     public static func write(path: String, metadata: [String: String], tensors: [NamedTensor]) throws {
         let header = try makeHeader(metadata: metadata, tensors: tensors)
+        try writeAtomically(path: path) { emit in
+            var prefixBytes: [UInt8] = []
+            withUnsafeBytes(of: UInt64(header.count).littleEndian) { prefixBytes.append(contentsOf: $0) }
+            try prefixBytes.withUnsafeBytes { try emit($0) }
+            try header.withUnsafeBytes { try emit($0) }
+            for tensor in tensors {
+                try forEachLittleEndianChunk(of: tensor.values) { try emit($0) }
+            }
+        }
+    }
+
+    /// The atomic save behind `write` (and other formats' writers, such as the ONNX export):
+    /// `body` emits the file's bytes in order into a temporary file in the same directory,
+    /// which is synced and renamed over `path`, then the directory is synced. On failure the
+    /// temporary file is removed and the previous file at `path` is untouched; file system
+    /// errors are `.io`.
+    public static func writeAtomically(path: String, _ body: (_ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
         try checkPath(path)
         let (directory, base) = splitPath(path)
         guard !base.isEmpty else { throw ReparoError.io("cannot write '\(path)': the path names a directory") }
@@ -186,13 +203,7 @@ public enum SafeTensors {
         var isOpen = true
         do {
             guard fchmod(descriptor, mode) == 0 else { throw ioError(errno, "cannot save '\(path)': cannot set permissions of the temporary file") }
-            var prefixBytes: [UInt8] = []
-            withUnsafeBytes(of: UInt64(header.count).littleEndian) { prefixBytes.append(contentsOf: $0) }
-            try prefixBytes.withUnsafeBytes { try writeAll(descriptor, $0, path: path) }
-            try header.withUnsafeBytes { try writeAll(descriptor, $0, path: path) }
-            for tensor in tensors {
-                try forEachLittleEndianChunk(of: tensor.values) { try writeAll(descriptor, $0, path: path) }
-            }
+            try body { try writeAll(descriptor, $0, path: path) }
             guard fsync(descriptor) == 0 else { throw ioError(errno, "cannot save '\(path)': cannot sync the temporary file") }
             isOpen = false
             guard close(descriptor) == 0 else { throw ioError(errno, "cannot save '\(path)': cannot close the temporary file") }
