@@ -23,7 +23,8 @@
  *    detected and rejected (REPARO_ERR_INVALID_ARGUMENT) rather than dereferenced, even after
  *    newer objects were created. *_free(NULL) is a no-op.
  *  - Thread safety: a model may be read by many threads at once (reparo_infer,
- *    reparo_evaluate, reparo_model_save, reparo_model_clone, reparo_model_describe,
+ *    reparo_evaluate, reparo_model_save, reparo_model_export_onnx, reparo_model_clone,
+ *    reparo_model_describe,
  *    reparo_model_threads; reparo_model_set_threads may also run alongside them). Calls that
  *    change a model (reparo_expand, reparo_collapse, reparo_trainer_step on a trainer that
  *    owns it as student) must not run concurrently with any other call on that model.
@@ -114,6 +115,14 @@ reparo_status reparo_model_load(const char *path, reparo_model **out_model);
  * to a temporary file in the same directory, synced, then renamed over `path`; on failure
  * the previous file at `path` is untouched. Errors: INVALID_ARGUMENT, IO. */
 reparo_status reparo_model_save(const reparo_model *model, const char *path);
+
+/* Writes a dense, pruned or collapsed model (BatchNorm folded or not) as an ONNX model
+ * (opset 17; input "input" [batch,C,H,W] with a dynamic batch, output "logits" [batch,K],
+ * initializers under the model's tensor names) that onnxruntime runs with the same logits.
+ * options_json: NULL, "" or {"opset":17} (the only opset written). Atomic like
+ * reparo_model_save. Errors: STATE (an expanded model: collapse it first), INVALID_ARGUMENT
+ * (bad options, unknown keys named), IO. */
+reparo_status reparo_model_export_onnx(const reparo_model *model, const char *path, const char *options_json);
 
 /* Deep copy (weights, BatchNorm statistics, state). The caller owns *out_model. */
 reparo_status reparo_model_clone(const reparo_model *model, reparo_model **out_model);

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ReparoCore
+import ReparoONNX
 
 extension PruneOptions.Criterion: ExpressibleByArgument {}
 extension PruneOptions.Residual: ExpressibleByArgument {}
@@ -120,5 +121,18 @@ struct Infer: ParsableCommand {
         } else {
             for row in rows { print("image \(row.index): label \(row.label), predicted \(row.predicted)") }
         }
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Export a dense, pruned or collapsed model as ONNX (opset 17).")
+    @Argument(help: "Model file (.safetensors); an expanded model must be collapsed first.") var input: String
+    @Option(help: "ONNX operator set (only 17).") var opset = 17
+    @Option(name: .shortAndLong, help: "Output file (.onnx).") var out: String
+
+    func run() throws {
+        let model = try Model.load(path: input)
+        try ONNXExport.write(model, path: out, options: ONNXExportOptions(opset: opset))
+        print("exported \(input) (\(model.state.rawValue), \(model.parameterCount) parameters) to \(out)")
     }
 }

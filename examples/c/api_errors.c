@@ -69,7 +69,7 @@ static float g_reference_logits[BATCH * CLASSES];
 static char *g_reference_description;
 static char g_scratch[1024];
 static char g_paths[12][1200];
-enum { P_GARBAGE, P_EMPTY, P_TRUNCATED, P_HUGE_HEADER, P_NO_METADATA, P_MISSING, P_NO_DIR, P_SAVED, P_STATE, P_OTHER_STATE };
+enum { P_GARBAGE, P_EMPTY, P_TRUNCATED, P_HUGE_HEADER, P_NO_METADATA, P_MISSING, P_NO_DIR, P_SAVED, P_STATE, P_OTHER_STATE, P_ONNX };
 
 /* Outputs, reset to sentinels before each case and checked after each failing case. */
 static char g_sentinel_byte;
@@ -443,6 +443,31 @@ static reparo_status dataset_free_garbage(void) {
     X(save_no_dir, "reparo_model_save", "directory does not exist", IO, NULL,                                 \
       reparo_model_save(g_model, g_paths[P_NO_DIR]))                                                           \
     X(save_to_directory, "reparo_model_save", "path is a directory", IO, NULL, reparo_model_save(g_model, g_scratch)) \
+    /* reparo_model_export_onnx */                                                                             \
+    X(onnx_null_model, "reparo_model_export_onnx", "model NULL", INV, "model",                                 \
+      reparo_model_export_onnx(NULL, g_paths[P_ONNX], NULL))                                                   \
+    X(onnx_null_path, "reparo_model_export_onnx", "path NULL", INV, "path",                                    \
+      reparo_model_export_onnx(g_model, NULL, NULL))                                                           \
+    X(onnx_empty_path, "reparo_model_export_onnx", "path empty", INV, "path",                                  \
+      reparo_model_export_onnx(g_model, "", NULL))                                                             \
+    X(onnx_freed, "reparo_model_export_onnx", "freed model", INV, "model",                                     \
+      reparo_model_export_onnx(g_freed_model, g_paths[P_ONNX], NULL))                                          \
+    X(onnx_dataset, "reparo_model_export_onnx", "a dataset passed as model", INV, "model",                     \
+      reparo_model_export_onnx(M(g_dataset), g_paths[P_ONNX], NULL))                                           \
+    X(onnx_garbage, "reparo_model_export_onnx", "garbage pointer", INV, "model",                               \
+      reparo_model_export_onnx(M(g_garbage), g_paths[P_ONNX], NULL))                                           \
+    X(onnx_unknown_option, "reparo_model_export_onnx", "unknown option key", INV, "nope",                      \
+      reparo_model_export_onnx(g_model, g_paths[P_ONNX], "{\"nope\":1}"))                                      \
+    X(onnx_bad_opset, "reparo_model_export_onnx", "opset 13 (only 17)", INV, "opset",                          \
+      reparo_model_export_onnx(g_model, g_paths[P_ONNX], "{\"opset\":13}"))                                    \
+    X(onnx_expanded, "reparo_model_export_onnx", "an expanded model", STATE, "collapse",                       \
+      reparo_model_export_onnx(g_expanded, g_paths[P_ONNX], NULL))                                             \
+    X(onnx_no_dir, "reparo_model_export_onnx", "directory does not exist", IO, NULL,                           \
+      reparo_model_export_onnx(g_model, g_paths[P_NO_DIR], NULL))                                              \
+    X(onnx_to_directory, "reparo_model_export_onnx", "path is a directory", IO, NULL,                          \
+      reparo_model_export_onnx(g_model, g_scratch, NULL))                                                      \
+    X(onnx_ok, "reparo_model_export_onnx", "a dense model, options {\"opset\":17}", OK, NULL,                  \
+      reparo_model_export_onnx(g_model, g_paths[P_ONNX], "{\"opset\":17}"))                                    \
     /* reparo_model_clone */                                                                                   \
     X(clone_null, "reparo_model_clone", "model NULL", INV, "model", reparo_model_clone(NULL, &g_out_model))   \
     X(clone_null_out, "reparo_model_clone", "out_model NULL", INV, "out_model", reparo_model_clone(g_model, NULL)) \
@@ -973,6 +998,7 @@ static int setup(const char *scratch) {
     snprintf(g_paths[P_MISSING], sizeof g_paths[0], "%s/missing/nothing-here", scratch);
     snprintf(g_paths[P_NO_DIR], sizeof g_paths[0], "%s/no/such/dir/model.safetensors", scratch);
     snprintf(g_paths[P_SAVED], sizeof g_paths[0], "%s/saved.safetensors", scratch);
+    snprintf(g_paths[P_ONNX], sizeof g_paths[0], "%s/model.onnx", scratch);
     snprintf(g_paths[P_STATE], sizeof g_paths[0], "%s/trainer-state.safetensors", scratch);
     snprintf(g_paths[P_OTHER_STATE], sizeof g_paths[0], "%s/other-trainer-state.safetensors", scratch);
 

@@ -242,6 +242,17 @@ class Model(OwnsHandle):
         """
         check(_lib.reparo_model_save(self.handle, _lib.encode(os.fspath(path))))
 
+    def export_onnx(self, path: PathLike, **options: Any) -> None:
+        """Writes the model as ONNX (opset 17, input "input" [batch, C, H, W], output "logits";
+        atomic replace). Collapse an expanded model first.
+
+        Options: ``opset`` (17, the only one written).
+
+        Raises:
+            ReparoError: STATE (an expanded model), IO (unwritable path), INVALID_ARGUMENT.
+        """
+        check(_lib.reparo_model_export_onnx(self.handle, _lib.encode(os.fspath(path)), options_json(options)))
+
     def clone(self) -> "Model":
         """A deep copy (weights, BatchNorm statistics, state)."""
         handle = _lib.reparo_model_p()
