@@ -24,10 +24,10 @@
  *    newer objects were created. *_free(NULL) is a no-op.
  *  - Thread safety: a model may be read by many threads at once (reparo_infer,
  *    reparo_evaluate, reparo_model_save, reparo_model_export_onnx, reparo_model_clone,
- *    reparo_model_describe,
- *    reparo_model_threads; reparo_model_set_threads may also run alongside them). Calls that
- *    change a model (reparo_expand, reparo_collapse, reparo_trainer_step on a trainer that
- *    owns it as student) must not run concurrently with any other call on that model.
+ *    reparo_model_describe, reparo_model_threads; reparo_model_set_threads may also run
+ *    alongside them). Calls that change a model (reparo_expand, reparo_collapse,
+ *    reparo_trainer_step on a trainer that owns it as student) must not run concurrently
+ *    with any other call on that model.
  *    A trainer is used by one thread at a time.
  */
 #ifndef REPARO_H
