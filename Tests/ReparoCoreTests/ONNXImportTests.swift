@@ -422,6 +422,10 @@ struct ONNXImportTests {
         external.initializers[0].externalData = [location]
         external.initializers[0].rawData = Data()
         try refuses(external, .invalidArgument, ["c.weight", "external"])
+        var hugeInput = Self.smallClassifier()
+        hugeInput.inputs = []
+        hugeInput.addInput("input", [.symbolic("N"), .fixed(3), .fixed(5_000), .fixed(8)])
+        try refuses(hugeInput, .invalidArgument, ["input", "4096"])
         var doubles = Self.smallClassifier()
         doubles.initializers[0].dataType = 11
         try refuses(doubles, .invalidArgument, ["c.weight", "DOUBLE"])
@@ -452,6 +456,50 @@ struct ONNXImportTests {
             }
         }
         #expect(imported + refused == 300)
+    }
+
+    @Test("external data beside the model is read from a path (torch's default); escaping locations are refused")
+    func externalData() throws {
+        let directory = NSTemporaryDirectory() + "reparo-external-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let inline = Self.smallClassifier()
+        let expected = try ONNXImport.model(from: try inline.data)
+        // Move the conv weight into "m.onnx.data" after 8 bytes of padding.
+        var graph = inline
+        let bytes = graph.initializers[0].rawData
+        try (Data(count: 8) + bytes).write(to: URL(fileURLWithPath: directory + "/m.onnx.data"))
+        func external(_ location: String, offset: Int = 8, length: Int? = nil) throws -> String {
+            var tensor = inline.initializers[0]
+            tensor.rawData = Data()
+            tensor.dataLocation = .external
+            tensor.externalData = [("location", location), ("offset", "\(offset)"), ("length", "\(length ?? bytes.count)")].map { key, value in
+                var entry = Onnx_StringStringEntryProto()
+                entry.key = key
+                entry.value = value
+                return entry
+            }
+            graph.initializers[0] = tensor
+            let path = directory + "/m.onnx"
+            try graph.data.write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let imported = try ONNXImport.model(path: try external("m.onnx.data"))
+        #expect(imported.spec == expected.spec)
+        #expect(imported.namedTensors.map { $0.values.array } == expected.namedTensors.map { $0.values.array })
+        // The pure entry point reads no files.
+        expectError(.invalidArgument, ["c.weight", "external"]) {
+            _ = try ONNXImport.model(from: try Data(contentsOf: URL(fileURLWithPath: try external("m.onnx.data"))))
+        }
+        for location in ["../m.onnx.data", "/etc/passwd", "a/../../m.onnx.data"] {
+            let path = try external(location)
+            expectError(.format, ["c.weight", "relative path"]) { _ = try ONNXImport.model(path: path) }
+        }
+        let past = try external("m.onnx.data", offset: 16)
+        expectError(.format, ["c.weight", "outside"]) { _ = try ONNXImport.model(path: past) }
+        let missing = try external("other.data")
+        #expect(throws: ReparoError.self) { _ = try ONNXImport.model(path: missing) }
+        do { _ = try ONNXImport.model(path: missing) } catch ReparoError.io {} catch { Issue.record("\(error)") }
     }
 
     @Test("a file: missing is .io, a directory is .io, a real export reads back")
