@@ -122,10 +122,19 @@ public enum ONNXImport {
                     pending.append((x.shortcut, y.shortcut))
                     continue
                 }
-                return "layer \"\(x.name)\": \(x.operation)"
+                return "layer \"\(x.name)\" (\(x.kind.rawValue)\(windowText(x)))"
             }
         }
         return "unknown"
+    }
+
+    private static func windowText(_ layer: LayerSpec) -> String {
+        switch layer.operation {
+        case .conv(_, let window), .maxpool(let window), .avgpool(.some(let window)):
+            return " kernel \(window.kernel), stride \(window.stride), padding \(window.padding)"
+        default:
+            return ""
+        }
     }
 
     /// The bytes of a regular file of at most `maximumFileBytes`. O_NONBLOCK so that a FIFO
