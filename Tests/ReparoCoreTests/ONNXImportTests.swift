@@ -238,6 +238,40 @@ struct ONNXImportTests {
         }
     }
 
+    /// Residual blocks nested `depth` deep: y₀ = input, yₖ = Relu(yₖ₋₁) forks into the next
+    /// level and the identity shortcut of its block; the blocks close from the inside out.
+    static func nested(depth: Int) -> ONNXGraphFixture {
+        var graph = ONNXGraphFixture(input: [.symbolic("N"), .fixed(2), .fixed(4), .fixed(4)])
+        graph.weight("fc.weight", [3, 2])
+        var levels = ["input"]
+        for level in 1 ... depth {
+            graph.node("Relu", [levels[level - 1]], ["y\(level)"], name: "r\(level)")
+            levels.append("y\(level)")
+        }
+        var inner = "y\(depth)"
+        graph.node("Relu", [inner], ["z"], name: "innermost")
+        inner = "z"
+        for level in stride(from: depth, through: 1, by: -1) {
+            graph.node("Add", [inner, levels[level]], ["s\(level)"], name: "add\(level)")
+            graph.node("Relu", ["s\(level)"], ["w\(level)"], name: "block\(level)")
+            inner = "w\(level)"
+        }
+        graph.node("Add", [inner, "input"], ["s0"], name: "add0")
+        graph.node("Relu", ["s0"], ["w0"], name: "block0")
+        graph.node("GlobalAveragePool", ["w0"], ["p"])
+        graph.node("Flatten", ["p"], ["f"])
+        graph.node("Gemm", ["f", "fc.weight"], ["logits"], [.int("transB", 1)])
+        return graph
+    }
+
+    @Test("residual blocks nest up to 4 deep; deeper is refused")
+    func nesting() throws {
+        let model = try ONNXImport.model(from: try Self.nested(depth: 3).data)
+        #expect(model.spec.layers.first?.name == "block0")
+        #expect(model.spec.layers.first?.main.last?.main.last?.main.last?.name == "block3")
+        try refuses(Self.nested(depth: 4), .invalidArgument, ["nested more than 4 deep"])
+    }
+
     @Test("dynamo names: weights keep theirs, other layers come from pkg.torch.onnx.name_scopes")
     func dynamoNames() throws {
         var graph = Self.smallClassifier()
