@@ -62,7 +62,8 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     train = reparo.Dataset.load("digits", split="train")
     test = reparo.Dataset.load("digits", split="test")
-    x_train, y_train, x_test, y_test = train.images, train.labels, test.images, test.labels
+    # Writable copies (the datasets' arrays are read-only views), as PyTorch wants.
+    x_train, y_train, x_test, y_test = (np.array(a) for a in (train.images, train.labels, test.images, test.labels))
 
     # 1. Your model, trained in PyTorch (a few epochs; any training loop of yours).
     torch.manual_seed(0)
@@ -80,14 +81,16 @@ def main() -> None:
     print(f"PyTorch dense: {accuracy(torch_logits, y_test):.2%} test accuracy, "
           f"{sum(p.numel() for p in net.parameters())} parameters")
 
-    # 2. Export it to ONNX, as you would for serving (BatchNorm is folded into the convs).
+    # 2. Export it to ONNX, as you would for serving (BatchNorm is folded into the convs). The
+    #    weights go inside the file (torch's default exporter would write them to dense.onnx.data,
+    #    which Reparo does not read).
     dense_onnx = folder / "dense.onnx"
     dynamo = importlib.util.find_spec("onnxscript") is not None  # torch's default exporter needs it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (torch.from_numpy(x_test[:2]),), str(dense_onnx), input_names=["input"],
                           output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                          dynamo=dynamo, **({"verbose": False} if dynamo else {}))
+                          dynamo=dynamo, **({"verbose": False, "external_data": False} if dynamo else {}))
 
     # 3. Import it into Reparo: the same network, the same logits.
     dense = reparo.Model.import_onnx(dense_onnx)

@@ -155,9 +155,12 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-def randomized(net: nn.Module, seed: int) -> nn.Module:
+def randomized(net: nn.Module, seed: int, input_shape: Sequence[int]) -> nn.Module:
     """The model in eval mode with random BatchNorm statistics and affine parameters (fresh
-    ones are the identity, which would hide a wrong fold or a missing BN)."""
+    ones are the identity, which would hide a wrong fold or a missing BN), and its last
+    linear layer scaled so the largest logit on random images is 5: PyTorch's default
+    initialization gives logits of 0.2–0.7 here, where the tolerance (absolute below 1)
+    would be loose; at 5 it is relative to the logits."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in net.modules():
@@ -167,7 +170,13 @@ def randomized(net: nn.Module, seed: int) -> nn.Module:
                 module.running_var.copy_(0.5 + torch.rand(count, generator=generator))
                 module.weight.copy_(0.5 + torch.rand(count, generator=generator))
                 module.bias.copy_(0.2 * torch.randn(count, generator=generator))
-    return net.eval()
+        net.eval()
+        classifier = [module for module in net.modules() if isinstance(module, nn.Linear)][-1]
+        probe = torch.randn((8, *input_shape), generator=generator)
+        scale = 5.0 / float(net(probe).abs().max())
+        classifier.weight.mul_(scale)
+        classifier.bias.mul_(scale)
+    return net
 
 
 def torch_logits(net: nn.Module, images: np.ndarray) -> np.ndarray:
@@ -177,13 +186,15 @@ def torch_logits(net: nn.Module, images: np.ndarray) -> np.ndarray:
 
 def export_torch(net: nn.Module, path: pathlib.Path, input_shape: Sequence[int], dynamo: bool) -> List[str]:
     """``torch.onnx.export`` with a dynamic batch axis, by the dynamo exporter (torch's
-    default) or the legacy TorchScript one. Returns the graph's op types."""
+    default) or the legacy TorchScript one, weights inside the file (the dynamo exporter
+    otherwise writes them to ``<path>.data``, which Reparo does not read). Returns the
+    graph's op types."""
     example = torch.zeros((2, *input_shape))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
         torch.onnx.export(net, (example,), str(path), input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=dynamo,
-                          **({"verbose": False} if dynamo else {}))
+                          **({"verbose": False, "external_data": False} if dynamo else {}))
     return [node.op_type for node in onnx.load(str(path)).graph.node]
 
 
@@ -249,7 +260,7 @@ def round_trip(net: nn.Module, input_shape: Sequence[int], directory: pathlib.Pa
     """PyTorch → ONNX → Reparo (checked) → prune 0.5 → :func:`restore_and_serve`. Returns the
     imported dense model (open; the caller closes it)."""
     rng = np.random.default_rng(seed)
-    dense, import_error = import_checked(randomized(net, seed), input_shape, directory, dynamo, rng)
+    dense, import_error = import_checked(randomized(net, seed, input_shape), input_shape, directory, dynamo, rng)
     assert dense.state == "dense"
     with dense.prune(ratio=0.5) as student:
         serve_error = restore_and_serve(student, dense, directory, rng)
@@ -355,7 +366,7 @@ def test_model_pruned_in_pytorch_is_restored(dynamo: bool, tmp_path: pathlib.Pat
     their layers get the same names and SP-KD pairs them."""
     torch.manual_seed(7)
     rng = np.random.default_rng(7)
-    dense_net = randomized(VGG(SMALL_VGG_STAGES), seed=7)
+    dense_net = randomized(VGG(SMALL_VGG_STAGES), 7, (3, 32, 32))
     pruned_net = prune_in_torch(dense_net, keep=0.5)
     # The pruning is real: fewer filters, other logits, the kept filters unchanged.
     images = random_images(rng, 4, (3, 32, 32))
