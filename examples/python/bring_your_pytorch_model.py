@@ -57,6 +57,12 @@ def scaled_error(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(np.max(np.abs(actual - expected)) / max(1.0, float(np.max(np.abs(expected)))))
 
 
+def file_size(path: Path) -> int:
+    """Bytes of an ONNX model, with its external data file if it has one."""
+    data = path.with_name(path.name + ".data")
+    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+
+
 def main() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/reparo-bring-your-model")
     folder.mkdir(parents=True, exist_ok=True)
@@ -81,16 +87,15 @@ def main() -> None:
     print(f"PyTorch dense: {accuracy(torch_logits, y_test):.2%} test accuracy, "
           f"{sum(p.numel() for p in net.parameters())} parameters")
 
-    # 2. Export it to ONNX, as you would for serving (BatchNorm is folded into the convs). The
-    #    weights go inside the file (torch's default exporter would write them to dense.onnx.data,
-    #    which Reparo does not read).
+    # 2. Export it to ONNX, as you would for serving (BatchNorm is folded into the convs; torch's
+    #    default exporter writes the weights beside the graph, in dense.onnx.data).
     dense_onnx = folder / "dense.onnx"
     dynamo = importlib.util.find_spec("onnxscript") is not None  # torch's default exporter needs it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (torch.from_numpy(x_test[:2]),), str(dense_onnx), input_names=["input"],
                           output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                          dynamo=dynamo, **({"verbose": False, "external_data": False} if dynamo else {}))
+                          dynamo=dynamo, **({"verbose": False} if dynamo else {}))
 
     # 3. Import it into Reparo: the same network, the same logits.
     dense = reparo.Model.import_onnx(dense_onnx)
@@ -122,7 +127,7 @@ def main() -> None:
     (served,) = session.run(["logits"], {"input": x_test})
     print(f"onnxruntime:   {accuracy(served, y_test):.2%} test accuracy, "
           f"max |Δlogit| vs Reparo = {scaled_error(served, restored_logits):.2e} (scaled); "
-          f"{dense_onnx.stat().st_size} → {restored_onnx.stat().st_size} bytes")
+          f"{file_size(dense_onnx)} → {file_size(restored_onnx)} bytes")
     student.close()
     dense.close()
 

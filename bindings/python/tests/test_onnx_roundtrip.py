@@ -186,15 +186,14 @@ def torch_logits(net: nn.Module, images: np.ndarray) -> np.ndarray:
 
 def export_torch(net: nn.Module, path: pathlib.Path, input_shape: Sequence[int], dynamo: bool) -> List[str]:
     """``torch.onnx.export`` with a dynamic batch axis, by the dynamo exporter (torch's
-    default) or the legacy TorchScript one, weights inside the file (the dynamo exporter
-    otherwise writes them to ``<path>.data``, which Reparo does not read). Returns the
-    graph's op types."""
+    default: weights in an external ``<path>.data`` file) or the legacy TorchScript one
+    (weights inside). Returns the graph's op types."""
     example = torch.zeros((2, *input_shape))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
         torch.onnx.export(net, (example,), str(path), input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=dynamo,
-                          **({"verbose": False, "external_data": False} if dynamo else {}))
+                          **({"verbose": False} if dynamo else {}))
     return [node.op_type for node in onnx.load(str(path)).graph.node]
 
 
