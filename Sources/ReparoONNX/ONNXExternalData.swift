@@ -1,12 +1,6 @@
 import Foundation
 import ReparoCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Loads initializers stored outside the model file (what `torch.onnx.export` writes by default
 /// with the dynamo exporter: "model.onnx.data" beside "model.onnx", each tensor a `location`,
 /// `offset` and `length`), so that the pure converter only sees tensors with their bytes.
@@ -19,7 +13,7 @@ enum ONNXExternalData {
     static func resolve(_ model: inout Onnx_ModelProto, directory: String) throws {
         guard model.graph.initializer.contains(where: isExternal) else { return }
         var total = 0
-        var files: [String: ExternalFile] = [:]
+        var files: [String: InputFile] = [:]
         for index in model.graph.initializer.indices where isExternal(model.graph.initializer[index]) {
             var tensor = model.graph.initializer[index]
             let what = "tensor \"\(ONNXImportError.clipped(tensor.name))\""
@@ -37,11 +31,11 @@ enum ONNXExternalData {
             guard let location, isSafe(location) else {
                 throw ONNXImportError.malformed("\(what): external data location \"\(ONNXImportError.clipped(location ?? ""))\" must be a relative path inside the model's directory")
             }
-            let file: ExternalFile
+            let file: InputFile
             if let open = files[location] {
                 file = open
             } else {
-                file = try ExternalFile(path: directory + "/" + location)
+                file = try InputFile(path: directory + "/" + location)
                 files[location] = file
             }
             let count = length ?? max(file.size - offset, 0)
@@ -52,7 +46,7 @@ enum ONNXExternalData {
             guard total <= ONNXImport.maximumFileBytes else {
                 throw ONNXImportError.malformed("external data over \(ONNXImport.maximumFileBytes) bytes")
             }
-            tensor.rawData = try file.bytes(at: offset, count: count)
+            tensor.rawData = try ONNXImport.contents(of: file, at: offset, count: count)
             tensor.externalData = []
             tensor.dataLocation = .default
             model.graph.initializer[index] = tensor
@@ -73,45 +67,5 @@ enum ONNXExternalData {
     private static func isSafe(_ location: String) -> Bool {
         !location.isEmpty && !location.hasPrefix("/") && !location.contains("\0") && location.utf8.count <= 1_024
             && !location.split(separator: "/").contains("..") && !location.contains("\\")
-    }
-
-    /// A regular file opened read-only (O_NONBLOCK: a FIFO cannot hang the open).
-    private final class ExternalFile {
-        let path: String
-        let size: Int
-        private let descriptor: Int32
-
-        init(path: String) throws {
-            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-            guard fd >= 0 else { throw ReparoError.io("cannot open external data '\(path)': \(String(cString: strerror(errno)))") }
-            var info = stat()
-            guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-                close(fd)
-                throw ReparoError.io("cannot read external data '\(path)': not a regular file")
-            }
-            self.path = path
-            self.size = Int(info.st_size)
-            self.descriptor = fd
-        }
-
-        deinit { close(descriptor) }
-
-        func bytes(at offset: Int, count: Int) throws -> Data {
-            var data = Data(count: count)
-            try data.withUnsafeMutableBytes { (buffer: UnsafeMutableRawBufferPointer) in
-                guard let base = buffer.baseAddress else { return }
-                var done = 0
-                while done < count {
-                    let result = pread(descriptor, base + done, count - done, off_t(offset + done))
-                    if result < 0 {
-                        if errno == EINTR { continue }
-                        throw ReparoError.io("cannot read external data '\(path)': \(String(cString: strerror(errno)))")
-                    }
-                    guard result > 0 else { throw ReparoError.io("external data '\(path)' ended early (it changed while being read?)") }
-                    done += result
-                }
-            }
-            return data
-        }
     }
 }

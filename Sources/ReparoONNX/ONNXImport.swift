@@ -2,12 +2,6 @@ import Foundation
 import ReparoCore
 import SwiftProtobuf
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Reads an ONNX model of a CNN (the graphs `torch.onnx.export` writes for VGG- and
 /// ResNet-style models, with either exporter, and those `ONNXExport` writes) as a Reparo
 /// model in the state `options.state`, ready to prune, expand, train, collapse and export.
@@ -137,34 +131,20 @@ public enum ONNXImport {
         }
     }
 
-    /// The bytes of a regular file of at most `maximumFileBytes`. O_NONBLOCK so that a FIFO
-    /// cannot hang the open; fstat refuses it right after.
+    /// The bytes of a regular file of at most `maximumFileBytes`.
     static func readFile(_ path: String) throws -> Data {
         guard !path.isEmpty else { throw ReparoError.invalidArgument("path is empty") }
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard descriptor >= 0 else { throw ReparoError.io("cannot open '\(path)': \(String(cString: strerror(errno)))") }
-        defer { _ = close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { throw ReparoError.io("cannot stat '\(path)': \(String(cString: strerror(errno)))") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw ReparoError.io("cannot read '\(path)': not a regular file") }
-        let size = Int(info.st_size)
-        guard size >= 0, size <= maximumFileBytes else {
-            throw ONNXImportError.malformed("'\(path)' is \(size) bytes, over the limit of \(maximumFileBytes)")
+        let file = try InputFile(path: path)
+        guard file.size <= maximumFileBytes else {
+            throw ONNXImportError.malformed("'\(path)' is \(file.size) bytes, over the limit of \(maximumFileBytes)")
         }
-        var data = Data(count: size)
-        try data.withUnsafeMutableBytes { (buffer: UnsafeMutableRawBufferPointer) in
-            guard let base = buffer.baseAddress else { return }
-            var done = 0
-            while done < size {
-                let result = read(descriptor, base + done, min(size - done, 1 << 30))
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    throw ReparoError.io("cannot read '\(path)': \(String(cString: strerror(errno)))")
-                }
-                guard result > 0 else { throw ReparoError.io("cannot read '\(path)': file ended after \(done) of \(size) bytes") }
-                done += result
-            }
-        }
+        return try contents(of: file, at: 0, count: file.size)
+    }
+
+    /// `count` bytes of `file` from `offset` (checked to lie inside it by `InputFile`).
+    static func contents(of file: InputFile, at offset: Int, count: Int) throws -> Data {
+        var data = Data(count: count)
+        try data.withUnsafeMutableBytes { try file.read(into: $0, at: offset) }
         return data
     }
 }

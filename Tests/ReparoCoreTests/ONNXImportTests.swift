@@ -526,7 +526,7 @@ struct ONNXImportTests {
     @Test("a file: missing is .io, a directory is .io, a real export reads back")
     func files() throws {
         expectError(.format, []) { throw ReparoError.format("") }   // the helper itself
-        #expect(throws: ReparoError.io("cannot open '/nonexistent/model.onnx': No such file or directory")) {
+        #expect(throws: ReparoError.io("cannot open /nonexistent/model.onnx: No such file or directory")) {
             _ = try ONNXImport.model(path: "/nonexistent/model.onnx")
         }
         do {
