@@ -26,6 +26,7 @@ import datetime
 import os
 import pathlib
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,6 +64,18 @@ def blas_core() -> str:
     function.argtypes = []
     name = function()
     return name.decode() if name else "unknown"
+
+
+def cpu_family() -> str:
+    """"family F model M" from lscpu (the model name alone, e.g. "AMD EPYC", hides the generation)."""
+    fields = {}
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "family ? model ?"
+    return f"family {fields.get('CPU family', '?')} model {fields.get('Model', '?')}"
 
 
 def session(path: pathlib.Path) -> ort.InferenceSession:
@@ -159,7 +172,7 @@ def main() -> int:
                           for name, size, _, result in rows) + " (Reparo/onnxruntime).",
               f"Parameters: pruned {rows[0][2]:,}, dense {rows[-1][2]:,}. Largest scaled logit error "
               f"{max(result['error'] for *_, result in rows):.1e}.",
-              f"{info['cpu']}, {info['cores']} cores, OpenBLAS core {blas_core()}, threads {THREADS} "
+              f"{info['cpu']} ({cpu_family()}), {info['cores']} cores, OpenBLAS core {blas_core()}, threads {THREADS} "
               f"(Model.threads, ORT intra_op_num_threads; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}); "
               f"onnxruntime {ort.__version__}, Reparo {reparo.library_version()}.",
               f"{started:%Y-%m-%d %H:%M} UTC; load average {info['loadavg_start']:.2f} at start, "
