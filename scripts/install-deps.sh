@@ -3,15 +3,16 @@
 # run), Fashion-MNIST (dataset-fashion-mnist: the default data of the main job, four gzipped
 # IDX files in /usr/share/datasets/fashion-mnist), and, in a virtual environment .venv at the
 # repository root (never system-wide), the Python packages: numpy and matplotlib for the main
-# job's plot; with --tests also pytest, safetensors, and torch, onnx, onnxruntime for the
-# interop and agreement tests (torch from PyPI is ≈ 5.6 GB with its CUDA libraries and takes
-# 2–3 minutes to install, so the main job alone does not pull it in). Idempotent: pip runs
-# only when .venv cannot import what is asked for. Needs root for apt.
+# job's plot; with --tests also pytest, safetensors, and torch, onnx, onnxruntime, onnxscript
+# (torch.onnx.export's default exporter needs it) for the interop, agreement and ONNX tests
+# (torch from PyPI is ≈ 5.6 GB with its CUDA libraries and takes 2–3 minutes to install, so
+# the main job alone does not pull it in). Idempotent: pip runs only when .venv cannot import
+# what is asked for. Needs root for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 modules=(numpy matplotlib)
 if [ "${1:-}" = "--tests" ]; then
-    modules+=(pytest safetensors torch onnx onnxruntime)
+    modules+=(pytest safetensors torch onnx onnxruntime onnxscript)
 fi
 packages=(libopenblas-dev zlib1g-dev pkg-config dataset-fashion-mnist)
 # Debian's own python3 makes virtual environments only with python3-venv.
