@@ -583,7 +583,7 @@ struct ONNXConverter {
     }
 
     /// A node on constants only: Constant, or shape arithmetic (Identity, Cast, Gather,
-    /// Unsqueeze, Concat) on short integer lists.
+    /// Squeeze, Unsqueeze, Reshape, Concat) on short integer lists.
     private mutating func evaluate(_ node: Onnx_NodeProto, _ attributes: inout ONNXAttributes) throws {
         let output = node.output[0]
         switch node.opType {
@@ -647,6 +647,32 @@ struct ONNXConverter {
                 throw attributes.unsupported("Unsqueeze other than of a scalar integer into a 1-element list")
             }
             statics[output] = .integers(ONNXIntegers(data.entries))
+        case "Squeeze":
+            // The dynamo exporter's unoptimized graphs: Shape(start 0, end 1) → Squeeze → the batch.
+            try inputs(node, 1 ... 2, attributes)
+            var axes = try attributes.ints("axes")
+            if node.input.count == 2 { axes = try integers(node.input[1], attributes).values }
+            let data = try integers(node.input[0], attributes)
+            guard !data.isScalar, data.entries.count == 1, axes == nil || axes == [0] || axes == [-1] else {
+                throw attributes.unsupported("Squeeze other than of a 1-element integer list into a scalar")
+            }
+            statics[output] = .integers(ONNXIntegers(data.entries, isScalar: true))
+        case "Reshape":
+            // Of a short integer list (a scalar into [1], say): only a change between rank 0 and 1.
+            try inputs(node, 2 ... 2, attributes)
+            attributes.ignore("allowzero")
+            let data = try integers(node.input[0], attributes)
+            guard let target = try integers(node.input[1], attributes).values else {
+                throw attributes.unsupported("Reshape of integers to a shape that depends on the batch")
+            }
+            let count = Int64(data.entries.count)
+            if target.count == 1, target[0] == -1 || target[0] == count {
+                statics[output] = .integers(ONNXIntegers(data.entries))
+            } else if target.isEmpty, count == 1 {
+                statics[output] = .integers(ONNXIntegers(data.entries, isScalar: true))
+            } else {
+                throw attributes.unsupported("Reshape of \(count) integers to \(target)")
+            }
         case "Concat":
             try inputs(node, 1 ... ONNXTensorReader.maximumIntegers, attributes)
             let axis = try attributes.int("axis", default: 0)
@@ -659,7 +685,7 @@ struct ONNXConverter {
             guard entries.count <= ONNXTensorReader.maximumIntegers else { throw attributes.unsupported("Concat of \(entries.count) integers") }
             statics[output] = .integers(ONNXIntegers(entries))
         default:
-            throw attributes.unsupported("op \"\(ONNXImportError.clipped(node.opType))\" on constants only is not evaluated (Reparo evaluates Constant, Identity, Cast, Gather, Unsqueeze, Concat and Shape for a Reshape's target)")
+            throw attributes.unsupported("op \"\(ONNXImportError.clipped(node.opType))\" on constants only is not evaluated (Reparo evaluates Constant, Identity, Cast, Gather, Squeeze, Unsqueeze, Reshape, Concat and Shape for a Reshape's target)")
         }
         guard statics[output] != nil else { throw attributes.malformed("no value") }
     }

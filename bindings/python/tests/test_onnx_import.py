@@ -327,6 +327,26 @@ def test_torch_export_matches_torch(name: str, dynamo: bool, tmp_path: pathlib.P
             assert pruned.state == "pruned"
 
 
+@pytest.mark.parametrize("name", ["vgg"])
+def test_unoptimized_dynamo_export_matches_torch(name: str, tmp_path: pathlib.Path) -> None:
+    """`optimize=False` leaves the shape arithmetic of a flatten unfolded (Shape → Squeeze →
+    Reshape → Concat → Reshape): the importer evaluates it rather than refusing Squeeze. (The
+    unoptimized ResNet graph also keeps Expand/CastLike arithmetic, which is refused: export
+    with the default optimize=True.)"""
+    torch.manual_seed(0)
+    net = randomized(TORCH_MODELS[name](), seed=4)
+    shape = SHAPES[name]
+    path = tmp_path / "unoptimized.onnx"
+    torch.onnx.export(net, (torch.randn(2, *shape),), str(path), input_names=["input"], output_names=["logits"],
+                      dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, optimize=False, verbose=False)
+    assert "Squeeze" in {node.op_type for node in onnx.load(str(path)).graph.node}
+    with reparo.Model.import_onnx(path) as model:
+        images = torch.randn(3, *shape, generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            expected = net(images).numpy()
+        np.testing.assert_allclose(model.infer(images.numpy()), expected, rtol=0, atol=TOLERANCE)
+
+
 def engine_has_max_pool_padding() -> bool:
     try:
         reparo.Model.create({"input": [1, 4, 4], "classes": 2, "layers": [
