@@ -124,6 +124,24 @@ reparo_status reparo_model_save(const reparo_model *model, const char *path);
  * (bad options, unknown keys named), IO. */
 reparo_status reparo_model_export_onnx(const reparo_model *model, const char *path, const char *options_json);
 
+/* Imports an ONNX model of a CNN as a Reparo model (a normal model: prune, expand, train,
+ * collapse, save, infer). Reads the graphs torch.onnx.export writes for VGG- and ResNet-style
+ * models (either exporter) and those reparo_model_export_onnx writes: default-domain opsets 9
+ * to 23; Conv (square kernel, equal strides and pads, group 1, dilation 1), BatchNormalization
+ * (inference), Relu, MaxPool, AveragePool (no pads), GlobalAveragePool or ReduceMean over H, W,
+ * Flatten / Reshape to [N, features], Gemm, MatMul (+ Add of a bias), Add + Relu of two branches
+ * (residual block), Identity, Dropout; FLOAT weights inside the file; one input [N, C, H, W],
+ * one output [N, classes]; files up to 2 GiB (the table is in the README). Layers are named
+ * after the PyTorch modules ("layer1.0.conv1"). options_json: NULL, "" or
+ * {"input":[C,H,W] (needed when the graph's C, H or W is symbolic; must agree when fixed),
+ *  "state":"dense"|"pruned" (what describe reports; default "dense")}.
+ * Errors: INVALID_ARGUMENT (NULL path or out_model, bad options, and a valid ONNX model outside
+ * the supported set: the message names the node, its index and op_type, and the op or
+ * attribute), IO (missing, unreadable, a directory), FORMAT (not an ONNX model, truncated,
+ * malformed or inconsistent: tensors whose dims lie about their data, dangling values, shapes
+ * that do not chain). Allocation is bounded by the file's size. The caller owns *out_model. */
+reparo_status reparo_model_import_onnx(const char *path, const char *options_json, reparo_model **out_model);
+
 /* Deep copy (weights, BatchNorm statistics, state). The caller owns *out_model. */
 reparo_status reparo_model_clone(const reparo_model *model, reparo_model **out_model);
 

@@ -124,6 +124,34 @@ struct Infer: ParsableCommand {
     }
 }
 
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import an ONNX model of a CNN (torch.onnx.export, or reparo export) as a Reparo model.")
+    @Argument(help: "ONNX model file (.onnx).") var model: String
+    @Option(name: .shortAndLong, help: "Output file (.safetensors).") var out: String
+    @Option(help: "Image shape C,H,W (needed when the graph's C, H or W is symbolic).") var input: String?
+    @Option(help: "State the model reports: dense or pruned.") var state = "dense"
+
+    func run() throws {
+        var options = ONNXImportOptions()
+        if let input {
+            let sides = input.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard sides.count == 3, let c = sides[0], let h = sides[1], let w = sides[2] else {
+                throw ValidationError("--input: expected C,H,W, got \(input)")
+            }
+            options.input = FeatureShape(channels: c, height: h, width: w)
+        }
+        guard let parsed = ModelState(rawValue: state), parsed == .dense || parsed == .pruned else {
+            throw ValidationError("--state: expected dense or pruned, got \(state)")
+        }
+        options.state = parsed
+        let imported = try ONNXImport.model(path: model, options: options)
+        try imported.save(path: out)
+        let input = imported.inputShape
+        print("imported \(model) (\(imported.spec.layers.count) layers, \(imported.parameterCount) parameters, input \(input.channels)×\(input.height)×\(input.width), \(imported.classes) classes, \(imported.state.rawValue)) to \(out)")
+    }
+}
+
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Export a dense, pruned or collapsed model as ONNX (opset 17).")
     @Argument(help: "Model file (.safetensors); an expanded model must be collapsed first.") var input: String

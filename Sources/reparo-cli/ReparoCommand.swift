@@ -9,7 +9,7 @@ struct ReparoCommand: ParsableCommand {
         commandName: "reparo",
         abstract: "Restore the accuracy of pruned CNNs by linear over-parameterization (Qian et al. 2022).",
         version: Reparo.version,
-        subcommands: [Reproduce.self, Train.self, Prune.self, Expand.self, Finetune.self, CollapseCommand.self, Export.self, Evaluate.self, Infer.self, Info.self],
+        subcommands: [Reproduce.self, Train.self, Prune.self, Expand.self, Finetune.self, CollapseCommand.self, Export.self, Import.self, Evaluate.self, Infer.self, Info.self],
         defaultSubcommand: nil
     )
 }

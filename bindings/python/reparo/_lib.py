@@ -114,6 +114,7 @@ FUNCTIONS: Dict[str, Tuple[List[Any], Any]] = {
     "reparo_model_load": ([c_char_p, POINTER(reparo_model_p)], reparo_status),
     "reparo_model_save": ([reparo_model_p, c_char_p], reparo_status),
     "reparo_model_export_onnx": ([reparo_model_p, c_char_p, c_char_p], reparo_status),
+    "reparo_model_import_onnx": ([c_char_p, c_char_p, POINTER(reparo_model_p)], reparo_status),
     "reparo_model_clone": ([reparo_model_p, POINTER(reparo_model_p)], reparo_status),
     "reparo_model_describe": ([reparo_model_p, POINTER(c_char), c_size_t, POINTER(c_size_t)], reparo_status),
     "reparo_spec_resolve": ([c_char_p, POINTER(c_char), c_size_t, POINTER(c_size_t)], reparo_status),
@@ -210,6 +211,7 @@ reparo_model_create = _function("reparo_model_create")
 reparo_model_load = _function("reparo_model_load")
 reparo_model_save = _function("reparo_model_save")
 reparo_model_export_onnx = _function("reparo_model_export_onnx")
+reparo_model_import_onnx = _function("reparo_model_import_onnx")
 reparo_model_clone = _function("reparo_model_clone")
 reparo_model_describe = _function("reparo_model_describe")
 reparo_spec_resolve = _function("reparo_spec_resolve")

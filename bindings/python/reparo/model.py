@@ -127,6 +127,22 @@ class Model(OwnsHandle):
         return cls._adopt(handle)
 
     @classmethod
+    def import_onnx(cls, path: PathLike, **options: Any) -> "Model":
+        """Imports an ONNX model of a CNN (what ``torch.onnx.export`` writes for VGG- and
+        ResNet-style models, or :meth:`export_onnx`); layers are named after the PyTorch modules.
+
+        Options: ``input`` ([C, H, W], needed when the graph's C, H or W is symbolic) and
+        ``state`` ("dense" or "pruned"). The supported ops are listed in the README.
+
+        Raises:
+            ReparoError: INVALID_ARGUMENT (bad options; an op or attribute outside the supported
+            set, naming the node), IO (missing, unreadable), FORMAT (not a valid ONNX model).
+        """
+        handle = _lib.reparo_model_p()
+        check(_lib.reparo_model_import_onnx(_lib.encode(os.fspath(path)), options_json(options), ctypes.byref(handle)))
+        return cls._adopt(handle)
+
+    @classmethod
     def _adopt(cls, handle: "ctypes.c_void_p") -> "Model":
         value = handle.value
         if not value:
