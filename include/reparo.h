@@ -94,10 +94,12 @@ const char *reparo_status_name(reparo_status status);
  * spec_json: a preset {"preset":"vgg16"|"resnet20"|"resnet56", "classes":10,
  *   "input":[3,32,32], "width":1.0} or a generic spec {"input":[C,H,W], "classes":K,
  *   "layers":[{"type":"conv","out":16,"kernel":3,"stride":1,"padding":1,"bias":false},
- *   {"type":"batchnorm"}, {"type":"relu"}, {"type":"maxpool","kernel":2,"stride":2},
+ *   {"type":"batchnorm"}, {"type":"relu"}, {"type":"maxpool","kernel":3,"stride":2,"padding":1},
  *   {"type":"avgpool"} (global when no kernel), {"type":"flatten"},
  *   {"type":"linear","out":K,"bias":true}, {"type":"basic_block","out":32,"stride":2}]}.
- *   Every layer may carry a "name". The last layer's outputs must equal "classes".
+ *   Every layer may carry a "name". The last layer's outputs must equal "classes". Pools
+ *   default "stride" to "kernel"; a max-pool's "padding" (default 0, at most kernel/2) pads
+ *   with -inf as PyTorch's MaxPool2d; an avgpool takes none.
  * Sizes are bounded (at most 2^28 parameters, 2^26 activation floats per image, and 2^27
  * floats = 512 MiB of inference workspace per image, which is allocated here and kept for the
  * first inference); specs beyond them, like any other bad field, give INVALID_ARGUMENT naming

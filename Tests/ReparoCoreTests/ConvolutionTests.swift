@@ -69,10 +69,12 @@ private func referenceConvolution(_ x: [Float], batch: Int, channels: Int, heigh
     return y
 }
 
-/// Pooling by definition (floor mode, no padding); `average` false means max.
+/// Pooling by definition (floor mode); `average` false means max. `padding` cells are −∞ for
+/// the max (PyTorch's MaxPool2d): they are skipped (used with max only).
 private func referencePool(_ x: [Float], planes: Int, height: Int, width: Int, kernelHeight: Int, kernelWidth: Int,
-                           stride: Int, average: Bool) -> [Double] {
-    let outHeight = (height - kernelHeight) / stride + 1, outWidth = (width - kernelWidth) / stride + 1
+                           stride: Int, padding: Int = 0, average: Bool) -> [Double] {
+    let outHeight = (height + 2 * padding - kernelHeight) / stride + 1
+    let outWidth = (width + 2 * padding - kernelWidth) / stride + 1
     var y: [Double] = []
     for plane in 0..<planes {
         for oh in 0..<outHeight {
@@ -80,7 +82,9 @@ private func referencePool(_ x: [Float], planes: Int, height: Int, width: Int, k
                 var total = 0.0, best = -Double.infinity
                 for u in 0..<kernelHeight {
                     for v in 0..<kernelWidth {
-                        let value = Double(x[(plane * height + oh * stride + u) * width + ow * stride + v])
+                        let row = oh * stride - padding + u, column = ow * stride - padding + v
+                        guard row >= 0, row < height, column >= 0, column < width else { continue }
+                        let value = Double(x[(plane * height + row) * width + column])
                         total += value
                         best = max(best, value)
                     }
@@ -136,6 +140,30 @@ struct ConvolutionTests {
                                     "\(channels)→\(outputChannels) \(height)×\(width) k\(kernel) s\(stride) p\(padding) n\(batch) bias \(bias) training \(training) tile limit \(String(describing: limit)) padded width \(paddedWidth): error \(error), scale \(scale)")
                         }
                     }
+                }
+            }
+        }
+    }
+
+    @Test("ResNet-18's stem conv (7×7, stride 2, padding 3) equals the definition, at the size of an image")
+    func stemConvolution() throws {
+        // K = 3·49 = 147 products per output: √K·u ≈ 1e-6 of the scale, so 1e-4 as above.
+        var generator = SeededGenerator(seed: 77)
+        for (height, width, batch) in [(64, 64, 2), (37, 38, 1), (7, 9, 3)] {
+            let layer = try Conv2D(name: "conv1", input: FeatureShape(channels: 3, height: height, width: width),
+                                   outputChannels: 16, kernelSize: 7, stride: 2, padding: 3, bias: false)
+            let weight = GradientCheck.normal(layer.weight.count, generator: &generator)
+            fill(layer.weight, weight)
+            let x = GradientCheck.normal(batch * layer.inputShape.count, generator: &generator)
+            let expected = referenceConvolution(x, batch: batch, channels: 3, height: height, width: width, weight: weight,
+                                                bias: nil, outputChannels: 16, kernel: 7, stride: 2, padding: 3)
+            #expect(layer.outputShape == FeatureShape(channels: 16, height: (height - 1) / 2 + 1, width: (width - 1) / 2 + 1))
+            // The engine's own choice, then one image per tile (several groups).
+            for limit in [nil, layer.outputShape.spatial] {
+                let forced = ForcedPathConvolution(layer, tileColumnLimit: limit)
+                for training in [false, true] {
+                    let (error, scale) = maximumError(try forward(forced, batch: batch, input: x, training: training), expected)
+                    #expect(error <= 1e-4 * scale, "\(height)×\(width) n\(batch) training \(training) limit \(String(describing: limit)): error \(error), scale \(scale)")
                 }
             }
         }
@@ -302,18 +330,25 @@ struct ConvolutionTests {
 
     // MARK: Pooling
 
-    @Test("MaxPool2D forward equals the definition (floor mode, negative inputs)",
-          arguments: [(kernel: 2, stride: 2, height: 6, width: 7), (kernel: 3, stride: 2, height: 7, width: 8),
-                      (kernel: 3, stride: 1, height: 5, width: 4), (kernel: 2, stride: 1, height: 3, width: 3)])
-    func maxPool(kernel: Int, stride: Int, height: Int, width: Int) throws {
+    @Test("MaxPool2D forward equals the definition (floor mode, −∞ padding, negative inputs)",
+          arguments: [(kernel: 2, stride: 2, padding: 0, height: 6, width: 7), (kernel: 3, stride: 2, padding: 0, height: 7, width: 8),
+                      (kernel: 3, stride: 1, padding: 0, height: 5, width: 4), (kernel: 2, stride: 1, padding: 0, height: 3, width: 3),
+                      // Padded (ResNet-18's stem pool is 3/2/1): odd and even sides, a 1-wide
+                      // plane, windows that cover the whole plane, padding half the window.
+                      (kernel: 3, stride: 2, padding: 1, height: 9, width: 8), (kernel: 3, stride: 2, padding: 1, height: 16, width: 15),
+                      (kernel: 2, stride: 2, padding: 1, height: 5, width: 6), (kernel: 3, stride: 1, padding: 1, height: 5, width: 1),
+                      (kernel: 5, stride: 3, padding: 2, height: 7, width: 11), (kernel: 4, stride: 1, padding: 2, height: 2, width: 3)])
+    func maxPool(kernel: Int, stride: Int, padding: Int, height: Int, width: Int) throws {
         var generator = SeededGenerator(seed: 22)
         let channels = 3, batch = 2
         let layer = MaxPool2D(name: "pool", input: FeatureShape(channels: channels, height: height, width: width),
-                              kernelSize: kernel, stride: stride)
-        // Shifted down so that whole windows are negative: a max that starts from 0 would fail.
-        let x = GradientCheck.normal(batch * layer.inputShape.count, generator: &generator).map { $0 - 2 }
+                              kernelSize: kernel, stride: stride, padding: padding)
+        // Shifted down so that whole windows are negative: a max that starts from 0 (or pads
+        // with zeros) would fail.
+        let x = GradientCheck.normal(batch * layer.inputShape.count, generator: &generator).map { $0 - 3 }
         let expected = referencePool(x, planes: batch * channels, height: height, width: width,
-                                     kernelHeight: kernel, kernelWidth: kernel, stride: stride, average: false)
+                                     kernelHeight: kernel, kernelWidth: kernel, stride: stride, padding: padding,
+                                     average: false)
         #expect(expected.count == batch * layer.outputShape.count)
         for training in [false, true] {
             // A max selects an input: exact equality.
@@ -339,18 +374,19 @@ struct ConvolutionTests {
     }
 
     @Test("MaxPool2D with ties and NaNs: the first maximum (or first NaN) of each window wins, in value and gradient",
-          arguments: [(kernel: 2, stride: 2, height: 6, width: 9), (kernel: 3, stride: 2, height: 7, width: 8),
-                      (kernel: 2, stride: 1, height: 4, width: 5)])
-    func maxPoolTiesAndNaNs(kernel: Int, stride: Int, height: Int, width: Int) throws {
+          arguments: [(kernel: 2, stride: 2, padding: 0, height: 6, width: 9), (kernel: 3, stride: 2, padding: 0, height: 7, width: 8),
+                      (kernel: 2, stride: 1, padding: 0, height: 4, width: 5), (kernel: 3, stride: 2, padding: 1, height: 7, width: 8),
+                      (kernel: 2, stride: 2, padding: 1, height: 6, width: 9), (kernel: 3, stride: 1, padding: 1, height: 4, width: 5)])
+    func maxPoolTiesAndNaNs(kernel: Int, stride: Int, padding: Int, height: Int, width: Int) throws {
         var generator = SeededGenerator(seed: 24)
         let channels = 5, batch = 2, planes = batch * channels
         let layer = MaxPool2D(name: "pool", input: FeatureShape(channels: channels, height: height, width: width),
-                              kernelSize: kernel, stride: stride)
+                              kernelSize: kernel, stride: stride, padding: padding)
         let x: [Float] = (0..<(batch * layer.inputShape.count)).map { _ in
             generator.nextInt(below: 11) == 0 ? .nan : -1 - Float(generator.nextInt(below: 3))
         }
         let (values, indices) = TestSupport.maxPool(x, planes: planes, height: height, width: width, kernel: kernel,
-                                                    stride: stride)
+                                                    stride: stride, padding: padding)
         for training in [false, true] {
             let y = try forward(layer, batch: batch, input: x, training: training)
             #expect(y.map(\.bitPattern) == values.map(\.bitPattern), "training \(training)")

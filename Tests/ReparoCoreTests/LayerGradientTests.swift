@@ -77,6 +77,8 @@ private let convolutionCases: [ConvolutionGradientCase] = [
     .init(inputChannels: 7, outputChannels: 19, height: 5, width: 4, kernel: 3, stride: 1, padding: 1, batch: 1, bias: true),
     .init(inputChannels: 1, outputChannels: 3, height: 3, width: 9, kernel: 3, stride: 1, padding: 0, batch: 3, bias: false),
     .init(inputChannels: 2, outputChannels: 3, height: 6, width: 5, kernel: 5, stride: 2, padding: 2, batch: 2, bias: true),
+    // ResNet-18's stem: 7×7, stride 2, padding 3, on an odd plane.
+    .init(inputChannels: 3, outputChannels: 4, height: 11, width: 10, kernel: 7, stride: 2, padding: 3, batch: 2, bias: false),
     // Multi-tile paths: per-group partial dW/db, staged [Cout, n, P] layouts, per-tile col2im.
     .init(inputChannels: 3, outputChannels: 5, height: 5, width: 6, kernel: 3, stride: 1, padding: 1, batch: 5, bias: true,
           imagesPerTile: 1),
@@ -170,11 +172,12 @@ struct LayerGradientTests {
     }
 
     @Test("MaxPool2D backward matches finite differences (distinct inputs, no ties)",
-          arguments: [(kernel: 2, stride: 2, height: 6, width: 7), (kernel: 3, stride: 2, height: 7, width: 7),
-                      (kernel: 3, stride: 1, height: 5, width: 4)])
-    func maxPool(kernel: Int, stride: Int, height: Int, width: Int) throws {
+          arguments: [(kernel: 2, stride: 2, padding: 0, height: 6, width: 7), (kernel: 3, stride: 2, padding: 0, height: 7, width: 7),
+                      (kernel: 3, stride: 1, padding: 0, height: 5, width: 4), (kernel: 3, stride: 2, padding: 1, height: 7, width: 8),
+                      (kernel: 2, stride: 2, padding: 1, height: 5, width: 6), (kernel: 3, stride: 1, padding: 1, height: 4, width: 5)])
+    func maxPool(kernel: Int, stride: Int, padding: Int, height: Int, width: Int) throws {
         let layer = MaxPool2D(name: "pool", input: FeatureShape(channels: 3, height: height, width: width),
-                              kernelSize: kernel, stride: stride)
+                              kernelSize: kernel, stride: stride, padding: padding)
         var generator = SeededGenerator(seed: 4)
         let input = GradientCheck.distinct(2 * layer.inputShape.count, generator: &generator)
         try checkLayer(layer, batch: 2, input: input, samples: 40)

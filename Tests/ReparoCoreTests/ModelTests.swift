@@ -75,6 +75,12 @@ struct ModelTests {
         (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","out":9}]}"#, "classes"),
         (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"conv","out":65536,"kernel":3},{"type":"conv","out":65536,"kernel":3}]}"#, "parameters"),
         (#"{"input":[3,4096,4096],"classes":10,"layers":[{"type":"conv","out":64,"kernel":3,"padding":1}]}"#, "activations"),
+        // Max-pool padding is at most half the window (PyTorch's bound); average pools take none.
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"maxpool","name":"pool1","kernel":3,"padding":2}]}"#, #"layer "pool1": max-pool padding 2"#),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"maxpool","kernel":2,"padding":-1}]}"#, "padding"),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"maxpool","kernel":64,"padding":33}]}"#, "padding"),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"avgpool","kernel":2,"padding":1}]}"#, "padding"),
+        (#"{"input":[1,8,8],"classes":10,"layers":[{"type":"avgpool","padding":0}]}"#, "padding"),
         (#"{"preset":"vgg17"}"#, "preset"),
         (#"{"preset":"vgg16","input":[3,8,8],"width":20}"#, "width"),
         (#"{"input":[1,8,8],"layers":[],"classes":10}"#, "layers"),

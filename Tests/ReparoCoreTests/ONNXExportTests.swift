@@ -47,6 +47,17 @@ struct ONNXExportTests {
         #expect(firstConv.attribute.first { $0.name == "pads" }?.ints == [1, 1, 1, 1])
     }
 
+    @Test("a padded max-pool (ResNet-18's stem) exports as MaxPool with its pads; an unpadded one with zeros")
+    func paddedMaxPool() throws {
+        let spec = #"{"input":[3,15,14],"classes":4,"layers":[{"type":"conv","out":4,"kernel":7,"stride":2,"padding":3},{"type":"maxpool","kernel":3,"stride":2,"padding":1},{"type":"maxpool","kernel":2},{"type":"flatten"},{"type":"linear","out":4}]}"#
+        let graph = try Onnx_ModelProto(serializedBytes: try ONNXExport.data(try Model(specJSON: spec, seed: 1))).graph
+        let pools = graph.node.filter { $0.opType == "MaxPool" }
+        func attribute(_ node: Onnx_NodeProto, _ name: String) -> [Int64]? { node.attribute.first { $0.name == name }?.ints }
+        #expect(pools.map { attribute($0, "kernel_shape") } == [[3, 3], [2, 2]])
+        #expect(pools.map { attribute($0, "strides") } == [[2, 2], [2, 2]])
+        #expect(pools.map { attribute($0, "pads") } == [[1, 1, 1, 1], [0, 0, 0, 0]])
+    }
+
     @Test("an expanded model is refused with .state")
     func expandedIsRefused() throws {
         let model = try Model(specJSON: Self.spec, seed: 1)

@@ -10,6 +10,7 @@ struct SpecResolutionTests {
         ("vgg16 3×32×32", #"{"preset":"vgg16","width":0.125}"#),
         ("vgg16 1×28×28", #"{"preset":"vgg16","input":[1,28,28],"width":0.125}"#),
         ("resnet20", #"{"preset":"resnet20","width":0.5,"classes":7}"#),
+        ("padded max-pool (ResNet-18's stem)", #"{"input":[3,13,12],"classes":3,"layers":[{"type":"conv","out":4,"kernel":7,"stride":2,"padding":3},{"type":"batchnorm"},{"type":"relu"},{"type":"maxpool","kernel":3,"stride":2,"padding":1},{"type":"maxpool","kernel":2,"padding":1},{"type":"flatten"},{"type":"linear","out":3}]}"#),
         ("chains", #"{"input":[3,6,6],"classes":3,"layers":[{"type":"conv","out":4,"kernel":3,"padding":1,"chain":[8,16]},{"type":"relu"},{"type":"conv","out":5,"kernel":3,"stride":2,"padding":1,"bias":true,"chain":[6,10]},{"type":"basic_block","out":6,"stride":2},{"type":"avgpool"},{"type":"flatten"},{"type":"linear","out":3,"chain":[6,9]}]}"#),
     ]
 
@@ -73,6 +74,22 @@ struct SpecResolutionTests {
         #expect(layers[start]["input"] as? [Int] == [16, 32, 32])
         #expect(layers[start]["output"] as? [Int] == [32, 16, 16])
         #expect(layers.last?["output"] as? [Int] == [10, 1, 1])
+    }
+
+    @Test("max-pool padding: written only when non-zero (unpadded specs stay byte-identical), shapes as PyTorch's")
+    func maxPoolPadding() throws {
+        let vgg = try #require(try Self.resolved(#"{"preset":"vgg16","width":0.125}"#)["spec"] as? [String: Any])
+        let pools = (vgg["layers"] as? [[String: Any]] ?? []).filter { $0["type"] as? String == "maxpool" }
+        #expect(pools.count == 5)
+        #expect(pools.allSatisfy { Set($0.keys) == ["type", "name", "kernel", "stride"] })
+        let object = try Self.resolved(Self.specs[3].1)
+        let spec = try #require(object["spec"] as? [String: Any])
+        let padded = (spec["layers"] as? [[String: Any]] ?? []).filter { $0["type"] as? String == "maxpool" }
+        #expect(padded.map { $0["padding"] as? Int } == [1, 1])
+        #expect(padded.map { $0["stride"] as? Int } == [2, 2])
+        // PyTorch's floor((H + 2p − k)/s) + 1: 13×12 → conv 7/2/3 → 7×6 → pool 3/2/1 → 4×3 → pool 2/2/1 → 3×2.
+        let layers = try #require(object["layers"] as? [[String: Any]])
+        #expect(layers.filter { $0["type"] as? String == "maxpool" }.map { $0["output"] as? [Int] } == [[4, 4, 3], [4, 3, 2]])
     }
 
     @Test("an invalid spec gives the error model creation gives", arguments: [

@@ -9,11 +9,13 @@ enum TestSupport {
     }
 
     /// max |a − b| / max |b|: the error measure every equivalence test states its tolerance in.
-    /// Max pooling by definition (floor mode), per output: the winning value and its index in
-    /// the input plane — the first maximum of the window in row-major order, or its first NaN.
+    /// Max pooling by definition (floor mode, PyTorch's −∞ padding: cells outside the plane are
+    /// skipped), per output: the winning value and its index in the input plane — the first
+    /// maximum of the window's real cells in row-major order, or its first NaN.
     static func maxPool(_ x: [Float], planes: Int, height: Int, width: Int, kernel: Int,
-                        stride: Int) -> (values: [Float], indices: [Int]) {
-        let outHeight = (height - kernel) / stride + 1, outWidth = (width - kernel) / stride + 1
+                        stride: Int, padding: Int = 0) -> (values: [Float], indices: [Int]) {
+        let outHeight = (height + 2 * padding - kernel) / stride + 1
+        let outWidth = (width + 2 * padding - kernel) / stride + 1
         var values: [Float] = [], indices: [Int] = []
         for plane in 0..<planes {
             for oh in 0..<outHeight {
@@ -21,7 +23,9 @@ enum TestSupport {
                     var winner: Int? = nil
                     for u in 0..<kernel {
                         for v in 0..<kernel {
-                            let index = (oh * stride + u) * width + ow * stride + v
+                            let row = oh * stride - padding + u, column = ow * stride - padding + v
+                            guard row >= 0, row < height, column >= 0, column < width else { continue }
+                            let index = row * width + column
                             let value = x[plane * height * width + index]
                             guard let current = winner else { winner = index; continue }
                             let best = x[plane * height * width + current]

@@ -1,22 +1,26 @@
 import CVectorKernels
 
-/// Max pooling, square window `kernelSize`, `stride`, no padding (floor mode, as PyTorch).
-/// Backward routes each output gradient to the arg-max input (first maximum on ties, first
-/// NaN if any).
+/// Max pooling, square window `kernelSize`, `stride`, `padding` (floor mode), exactly PyTorch's
+/// `nn.MaxPool2d(kernelSize, stride, padding)`: padded cells are −∞, so they never win, and
+/// every window holds at least one real cell because `padding` ≤ `kernelSize`/2 (checked by
+/// `LayerSpec.outputShape(input:)`, as PyTorch does). Backward routes each output gradient to
+/// the arg-max input (first maximum on ties, first NaN if any), an index in the unpadded plane.
 public final class MaxPool2D: Layer {
     public let name: String
     public let inputShape: FeatureShape
     public let outputShape: FeatureShape
     public let kernelSize: Int
     public let stride: Int
+    public let padding: Int
     public var kind: LayerSpec.Kind? { .maxpool }
 
-    public init(name: String, input: FeatureShape, kernelSize: Int, stride: Int) {
+    public init(name: String, input: FeatureShape, kernelSize: Int, stride: Int, padding: Int = 0) {
         self.name = name
         self.inputShape = input
         self.kernelSize = kernelSize
         self.stride = stride
-        self.outputShape = Window(kernel: kernelSize, stride: stride).output(input, channels: input.channels)
+        self.padding = padding
+        self.outputShape = Window(kernel: kernelSize, stride: stride, padding: padding).output(input, channels: input.channels)
     }
 
     final class Cache: LayerCache {
@@ -41,9 +45,9 @@ public final class MaxPool2D: Layer {
         let record = cache.count > 0
         let planes = cache.batch * inputShape.channels
         let inPlane = inputShape.spatial, outPlane = outputShape.spatial
-        // 2×2 windows, stride 2 (every pool of VGG): the AVX-512 kernel, same results.
+        // 2×2 windows, stride 2, no padding (every pool of VGG): the AVX-512 kernel, same results.
         // (Argmax indices are Int32: a plane of more than 2³¹ floats cannot be allocated.)
-        let vector = kernelSize == 2 && stride == 2 && VectorKernels.available
+        let vector = kernelSize == 2 && stride == 2 && padding == 0 && VectorKernels.available
         // Planes are independent: split them over the engine's threads, in runs of planes.
         let runs = min(planes, 4 * Parallel.reductionGroups)
         let context = (pool: self, x: x, y: y, argmax: record ? cache.argmax : nil, planes: planes, runs: runs,
@@ -62,18 +66,23 @@ public final class MaxPool2D: Layer {
         }
     }
 
-    /// One plane, any window and stride: the first maximum of each window in row-major scan
-    /// order wins, or its first NaN (a NaN beats any number; NaNs propagate like PyTorch's).
+    /// One plane, any window, stride and padding: the first maximum of each window's real cells
+    /// in row-major scan order wins, or its first NaN (a NaN beats any number; NaNs propagate
+    /// like PyTorch's). Clipping the window to the plane is the same as padding with −∞.
     private func pool(_ source: UnsafePointer<Float>, _ target: UnsafeMutablePointer<Float>,
                       argmax: UnsafeMutablePointer<Int32>?) {
-        let w = inputShape.width
+        let (h, w) = (inputShape.height, inputShape.width)
         for oh in 0..<outputShape.height {
+            let top = oh * stride - padding
+            let rows = max(top, 0)..<min(top + kernelSize, h)
             for ow in 0..<outputShape.width {
-                var bestIndex = (oh * stride) * w + ow * stride
+                let left = ow * stride - padding
+                let columns = max(left, 0)..<min(left + kernelSize, w)
+                var bestIndex = rows.lowerBound * w + columns.lowerBound
                 var best = source[bestIndex]
-                for u in 0..<kernelSize {
-                    let row = (oh * stride + u) * w + ow * stride
-                    for v in 0..<kernelSize where source[row + v] > best || (source[row + v].isNaN && !best.isNaN) {
+                for u in rows {
+                    let row = u * w
+                    for v in columns where source[row + v] > best || (source[row + v].isNaN && !best.isNaN) {
                         best = source[row + v]
                         bestIndex = row + v
                     }

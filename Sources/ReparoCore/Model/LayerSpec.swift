@@ -15,9 +15,10 @@ public struct LayerSpec: Equatable, Sendable {
         case linear(WeightSpec)
         case batchnorm
         case relu
-        /// No padding; stride 0 is never stored (the JSON form's default stride is the window).
+        /// Padding (−∞ cells, as PyTorch) at most half the window; stride 0 is never stored
+        /// (the JSON form's default stride is the window).
         case maxpool(Window)
-        /// nil: global average (the whole plane into [C, 1, 1]).
+        /// No padding; nil: global average (the whole plane into [C, 1, 1]).
         case avgpool(Window?)
         case flatten
         /// A residual block: ReLU(main(x) + shortcut(x)); an empty shortcut is the identity.
@@ -59,9 +60,10 @@ public struct LayerSpec: Equatable, Sendable {
     }
 
     /// A max- or average-pool; stride 0 means the window (as in the JSON form). An average
-    /// pool without a window (kernel 0) is global.
-    public static func pool(_ kind: Kind, _ name: String, kernel: Int = 0, stride: Int = 0) -> LayerSpec {
-        let window = Window(kernel: kernel, stride: stride == 0 ? kernel : stride)
+    /// pool without a window (kernel 0) is global. Padding is for max pools (`outputShape`
+    /// refuses it on an average pool).
+    public static func pool(_ kind: Kind, _ name: String, kernel: Int = 0, stride: Int = 0, padding: Int = 0) -> LayerSpec {
+        let window = Window(kernel: kernel, stride: stride == 0 ? kernel : stride, padding: padding)
         return LayerSpec(name, kind == .maxpool ? .maxpool(window) : .avgpool(kernel > 0 ? window : nil))
     }
 
@@ -122,6 +124,7 @@ public struct LayerSpec: Equatable, Sendable {
             if let chain = weight.chain { object["chain"] = .ints(chain) }
         case .maxpool(let window), .avgpool(.some(let window)):
             object["kernel"] = .int(window.kernel); object["stride"] = .int(window.stride)
+            if window.padding != 0 { object["padding"] = .int(window.padding) }   // older files stay byte-identical
         case .basicBlock(let main, let shortcut):
             object["main"] = .array(main.map(\.json))
             object["shortcut"] = .array(shortcut.map(\.json))
@@ -173,6 +176,14 @@ public struct LayerSpec: Equatable, Sendable {
             let kind = self.kind == .maxpool ? "max-pool" : "avg-pool"
             guard window.kernel >= 1, window.stride >= 1 else {
                 throw ReparoError.invalidArgument("\(where_): \(kind) window and stride must be at least 1")
+            }
+            guard self.kind == .maxpool || window.padding == 0 else {
+                throw ReparoError.invalidArgument("\(where_): avg-pool has no padding (got \(window.padding))")
+            }
+            // PyTorch's bound: then every window holds a real cell, so −∞ never comes out.
+            guard window.padding >= 0, 2 * window.padding <= window.kernel else {
+                throw ReparoError.invalidArgument(
+                    "\(where_): max-pool padding \(window.padding) must be between 0 and half the window \(window.kernel)")
             }
             guard window.fits(input) else {
                 throw ReparoError.invalidArgument("\(where_): \(kind) window \(window.kernel) is larger than the input \(input)")

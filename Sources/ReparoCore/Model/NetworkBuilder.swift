@@ -137,7 +137,8 @@ enum NetworkBuilder {
         case .relu:
             return ReLU(name: spec.name, input: input)
         case .maxpool(let window):
-            return MaxPool2D(name: spec.name, input: input, kernelSize: window.kernel, stride: window.stride)
+            return MaxPool2D(name: spec.name, input: input, kernelSize: window.kernel, stride: window.stride,
+                             padding: window.padding)
         case .avgpool(let window):
             return AvgPool2D(name: spec.name, input: input, kernelSize: window?.kernel, stride: window?.stride)
         case .flatten:

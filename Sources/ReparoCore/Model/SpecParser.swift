@@ -78,8 +78,12 @@ public enum SpecParser {
             inputChannels = out
         case .maxpool:
             let kernel = try object.int("kernel", default: 2, in: 1...64)
-            spec = .pool(.maxpool, name, kernel: kernel, stride: try object.int("stride", default: kernel, in: 1...64))
+            spec = .pool(.maxpool, name, kernel: kernel, stride: try object.int("stride", default: kernel, in: 1...64),
+                         padding: try object.int("padding", default: 0, in: 0...32))   // ≤ kernel/2: outputShape
         case .avgpool:
+            guard !object.has("padding") else {
+                throw ReparoError.invalidArgument("\(context).padding: average pooling takes no padding (max pooling does)")
+            }
             if let kernel = try object.optionalInt("kernel", in: 1...64) {
                 spec = .pool(.avgpool, name, kernel: kernel, stride: try object.int("stride", default: kernel, in: 1...64))
             } else {

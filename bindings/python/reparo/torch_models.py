@@ -119,7 +119,8 @@ class VGG(nn.Module):
             elif kind != "flatten":  # features.<index>; a pool the preset leaves out is an Identity
                 features[int(name.rsplit(".", 1)[1])] = (
                     nn.ReLU(inplace=True) if kind == "relu"
-                    else nn.MaxPool2d(kernel_size=layer["kernel"], stride=layer["stride"]) if kind == "maxpool"
+                    else nn.MaxPool2d(kernel_size=layer["kernel"], stride=layer["stride"],
+                                      padding=layer.get("padding", 0)) if kind == "maxpool"
                     else _module(layer, inputs[name]))
         self.features = nn.Sequential(*(features.get(index, nn.Identity()) for index in range(max(features) + 1)))
         _check_names(self, resolution)
@@ -274,7 +275,7 @@ class SpecNet(nn.Module):
             elif kind == "relu":
                 x = F.relu(x)
             elif kind == "maxpool":
-                x = F.max_pool2d(x, layer["kernel"], layer["stride"])
+                x = F.max_pool2d(x, layer["kernel"], layer["stride"], layer.get("padding", 0))
             elif kind == "avgpool":
                 x = F.avg_pool2d(x, layer["kernel"], layer["stride"]) if layer.get("kernel") else x.mean((2, 3), keepdim=True)
             elif kind == "flatten":

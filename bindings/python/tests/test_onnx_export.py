@@ -33,6 +33,12 @@ SPECS: Mapping[str, Any] = {
     "digits": DIGITS_SPEC,
     "vgg16": {"preset": "vgg16", "width": 0.25, "input": [1, 28, 28]},
     "resnet20": {"preset": "resnet20", "width": 0.25, "input": [3, 32, 32]},
+    # ResNet-18's stem (conv 7×7/2/3, max-pool 3×3/2/1), the pool before any ReLU so that its
+    # −∞ padding matters, then a 2×2/2/1 pool.
+    "stem": {"input": [3, 15, 14], "classes": 5, "layers": [
+        {"type": "conv", "out": 6, "kernel": 7, "stride": 2, "padding": 3}, {"type": "maxpool", "kernel": 3, "stride": 2,
+        "padding": 1}, {"type": "batchnorm"}, {"type": "relu"}, {"type": "maxpool", "kernel": 2, "stride": 2, "padding": 1},
+        {"type": "flatten"}, {"type": "linear", "out": 5}]},
 }
 
 
@@ -100,6 +106,9 @@ def test_dense_model_matches_onnxruntime(name: str, tmp_path: pathlib.Path) -> N
     assert "BatchNormalization" in ops
     if name == "resnet20":
         assert ops.count("Add") == 9 and "GlobalAveragePool" in ops
+    if name == "stem":
+        pools = [node for node in onnx.load(str(tmp_path / "model.onnx")).graph.node if node.op_type == "MaxPool"]
+        assert [list(onnx.helper.get_node_attr_value(node, "pads")) for node in pools] == [[1, 1, 1, 1]] * 2
     if name == "digits":
         assert ops == ["Conv", "BatchNormalization", "Relu", "MaxPool", "Conv", "BatchNormalization", "Relu",
                        "GlobalAveragePool", "Flatten", "Gemm"]
