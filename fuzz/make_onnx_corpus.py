@@ -303,7 +303,7 @@ def reparo_models():
     resnet = reparo.Model.create({"preset": "resnet20", "width": 0.0625, "input": [3, 8, 8], "classes": 4}, seed=1)
     export(resnet.prune(ratio=0.5, criterion="l1", residual="coupled"), "resnet20-pruned")
     vgg = reparo.Model.create({"preset": "vgg16", "width": 0.0625, "input": [1, 8, 8], "classes": 2}, seed=1)
-    export(vgg.prune(ratio=0.5, criterion="l2"), "vgg16-pruned")
+    export(vgg.prune(ratio=0.7, criterion="l2"), "vgg16-pruned")
 
 
 if __name__ == "__main__":
