@@ -132,8 +132,9 @@ reparo_status reparo_model_export_onnx(const reparo_model *model, const char *pa
  * to 23; Conv (square kernel, equal strides and pads, group 1, dilation 1), BatchNormalization
  * (inference), Relu, MaxPool, AveragePool (no pads), GlobalAveragePool or ReduceMean over H, W,
  * Flatten / Reshape to [N, features], Gemm, MatMul (+ Add of a bias), Add + Relu of two branches
- * (residual block), Identity, Dropout; FLOAT weights inside the file; one input [N, C, H, W],
- * one output [N, classes]; files up to 2 GiB (the table is in the README). Layers are named
+ * (residual block), Identity, Dropout; FLOAT weights, inside the file or in external data files
+ * in its directory (the dynamo exporter's "model.onnx.data"); one input [N, C, H, W], one output
+ * [N, classes]; files up to 2 GiB (the table is in the README). Layers are named
  * after the PyTorch modules ("layer1.0.conv1"). options_json: NULL, "" or
  * {"input":[C,H,W] (needed when the graph's C, H or W is symbolic; must agree when fixed),
  *  "state":"dense"|"pruned" (what describe reports; default "dense")}.

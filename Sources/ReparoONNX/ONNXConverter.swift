@@ -326,13 +326,19 @@ struct ONNXConverter {
         activations[value] = (path.shape, path.flat)
     }
 
-    /// Appends `layer`, checking it on the path's shape.
+    /// Appends `layer`, checking it on the path's shape. Sides stay below 2^16 and channels
+    /// below 2^20, so no element count can overflow (the builder's limits are far smaller).
     private func append(_ layer: LayerSpec, to path: inout Path, _ attributes: ONNXAttributes) throws {
+        let output: FeatureShape
         do {
-            path.shape = try layer.outputShape(input: path.shape)
+            output = try layer.outputShape(input: path.shape)
         } catch let error as ReparoError {
             throw attributes.malformed(error.message)
         }
+        guard output.channels <= 1 << 20, output.height <= 1 << 16, output.width <= 1 << 16 else {
+            throw attributes.unsupported("its output \(output) is far beyond Reparo's activation limits")
+        }
+        path.shape = output
         path.layers.append(layer)
     }
 
@@ -541,9 +547,9 @@ struct ONNXConverter {
         guard case .tensor(let tensor, _)? = statics[name] else {
             throw attributes.unsupported("input \"\(ONNXImportError.clipped(name))\" must be a FLOAT initializer or Constant")
         }
-        let (_, count) = try ONNXTensorReader.shape(tensor, "tensor \"\(ONNXImportError.clipped(name))\"")
-        try charge(count, attributes)
-        return try ONNXTensorReader.floats(tensor, "tensor \"\(ONNXImportError.clipped(name))\"")
+        return try ONNXTensorReader.floats(tensor, "tensor \"\(ONNXImportError.clipped(name))\"") { count in
+            try charge(count, attributes)
+        }
     }
 
     private mutating func charge(_ count: Int, _ attributes: ONNXAttributes) throws {

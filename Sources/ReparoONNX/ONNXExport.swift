@@ -101,12 +101,12 @@ public enum ONNXExport {
         return proto
     }
 
-    private enum Dimension {
+    enum Dimension {
         case value(Int)
         case param(String)
     }
 
-    private static func valueInfo(_ name: String, _ dimensions: [Dimension]) -> Onnx_ValueInfoProto {
+    static func valueInfo(_ name: String, _ dimensions: [Dimension]) -> Onnx_ValueInfoProto {
         var shape = Onnx_TensorShapeProto()
         shape.dim = dimensions.map { dimension in
             var proto = Onnx_TensorShapeProto.Dimension()

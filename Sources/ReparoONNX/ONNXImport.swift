@@ -2,12 +2,6 @@ import Foundation
 import ReparoCore
 import SwiftProtobuf
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Reads an ONNX model of a CNN (the graphs `torch.onnx.export` writes for VGG- and
 /// ResNet-style models, with either exporter, and those `ONNXExport` writes) as a Reparo
 /// model in the state `options.state`, ready to prune, expand, train, collapse and export.
@@ -27,19 +21,35 @@ public enum ONNXImport {
     /// Largest file read: 2 GiB, protobuf's own limit for one message.
     public static let maximumFileBytes = 2 << 30
 
-    /// The model in `data` (a serialized ModelProto). Pure: reads nothing but `data`.
+    /// The model in `data` (a serialized ModelProto). Pure: reads nothing but `data`, so
+    /// tensors kept in external files are refused here (`model(path:)` reads them).
     public static func model(from data: Data, options: ONNXImportOptions = ONNXImportOptions()) throws -> Model {
+        try model(proto: decode(data), options: options)
+    }
+
+    /// The model in the file at `path`, with the external data files the model names beside it
+    /// (the dynamo exporter's default "model.onnx.data"; `ONNXExternalData`).
+    public static func model(path: String, options: ONNXImportOptions = ONNXImportOptions()) throws -> Model {
+        var proto = try decode(readFile(path))
+        let directory = (path as NSString).deletingLastPathComponent
+        try ONNXExternalData.resolve(&proto, directory: directory.isEmpty ? "." : directory)
+        return try model(proto: proto, options: options)
+    }
+
+    private static func decode(_ data: Data) throws -> Onnx_ModelProto {
         guard data.count <= maximumFileBytes else {
             throw ONNXImportError.malformed("\(data.count) bytes, over the limit of \(maximumFileBytes)")
         }
-        let proto: Onnx_ModelProto
         do {
             var decoding = BinaryDecodingOptions()
             decoding.discardUnknownFields = true
-            proto = try Onnx_ModelProto(serializedBytes: data, options: decoding)
+            return try Onnx_ModelProto(serializedBytes: data, options: decoding)
         } catch {
             throw ONNXImportError.malformed("not a valid ONNX model (protobuf: \(error))")
         }
+    }
+
+    private static func model(proto: Onnx_ModelProto, options: ONNXImportOptions) throws -> Model {
         let graph = try ONNXGraph(proto)
         let input = try inputShape(graph, options)
         var converter = ONNXConverter(graph: graph, input: input)
@@ -59,11 +69,6 @@ public enum ONNXImport {
         }
     }
 
-    /// The model in the file at `path`.
-    public static func model(path: String, options: ONNXImportOptions = ONNXImportOptions()) throws -> Model {
-        try model(from: readFile(path), options: options)
-    }
-
     /// [C, H, W] from the graph input's fixed dimensions and the "input" option.
     private static func inputShape(_ graph: ONNXGraph, _ options: ONNXImportOptions) throws -> FeatureShape {
         let given = options.input.map { [$0.channels, $0.height, $0.width] }
@@ -81,6 +86,9 @@ public enum ONNXImport {
             case (nil, nil):
                 throw ReparoError.invalidArgument("ONNX import: the graph input's \(letter) is symbolic; give the image shape with the \"input\" option ([C, H, W])")
             }
+        }
+        guard sides.allSatisfy({ (1 ... 4_096).contains($0) }) else {
+            throw ONNXImportError.unsupported("the input [C, H, W] = \(sides) is outside Reparo's limits (1 to 4096 each)")
         }
         return FeatureShape(channels: sides[0], height: sides[1], width: sides[2])
     }
@@ -108,40 +116,35 @@ public enum ONNXImport {
                     pending.append((x.shortcut, y.shortcut))
                     continue
                 }
-                return "layer \"\(x.name)\": \(x.operation)"
+                return "layer \"\(x.name)\" (\(x.kind.rawValue)\(windowText(x)))"
             }
         }
         return "unknown"
     }
 
-    /// The bytes of a regular file of at most `maximumFileBytes`. O_NONBLOCK so that a FIFO
-    /// cannot hang the open; fstat refuses it right after.
+    private static func windowText(_ layer: LayerSpec) -> String {
+        switch layer.operation {
+        case .conv(_, let window), .maxpool(let window), .avgpool(.some(let window)):
+            return " kernel \(window.kernel), stride \(window.stride), padding \(window.padding)"
+        default:
+            return ""
+        }
+    }
+
+    /// The bytes of a regular file of at most `maximumFileBytes`.
     static func readFile(_ path: String) throws -> Data {
         guard !path.isEmpty else { throw ReparoError.invalidArgument("path is empty") }
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard descriptor >= 0 else { throw ReparoError.io("cannot open '\(path)': \(String(cString: strerror(errno)))") }
-        defer { _ = close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { throw ReparoError.io("cannot stat '\(path)': \(String(cString: strerror(errno)))") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw ReparoError.io("cannot read '\(path)': not a regular file") }
-        let size = Int(info.st_size)
-        guard size >= 0, size <= maximumFileBytes else {
-            throw ONNXImportError.malformed("'\(path)' is \(size) bytes, over the limit of \(maximumFileBytes)")
+        let file = try InputFile(path: path)
+        guard file.size <= maximumFileBytes else {
+            throw ONNXImportError.malformed("'\(path)' is \(file.size) bytes, over the limit of \(maximumFileBytes)")
         }
-        var data = Data(count: size)
-        try data.withUnsafeMutableBytes { (buffer: UnsafeMutableRawBufferPointer) in
-            guard let base = buffer.baseAddress else { return }
-            var done = 0
-            while done < size {
-                let result = read(descriptor, base + done, min(size - done, 1 << 30))
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    throw ReparoError.io("cannot read '\(path)': \(String(cString: strerror(errno)))")
-                }
-                guard result > 0 else { throw ReparoError.io("cannot read '\(path)': file ended after \(done) of \(size) bytes") }
-                done += result
-            }
-        }
+        return try contents(of: file, at: 0, count: file.size)
+    }
+
+    /// `count` bytes of `file` from `offset` (checked to lie inside it by `InputFile`).
+    static func contents(of file: InputFile, at offset: Int, count: Int) throws -> Data {
+        var data = Data(count: count)
+        try data.withUnsafeMutableBytes { try file.read(into: $0, at: offset) }
         return data
     }
 }

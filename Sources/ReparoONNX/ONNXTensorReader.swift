@@ -29,13 +29,15 @@ enum ONNXTensorReader {
     /// Refuses data stored outside the file or in segments.
     private static func checkStorage(_ tensor: Onnx_TensorProto, _ what: String) throws {
         guard tensor.dataLocation != .external, tensor.externalData.isEmpty else {
-            throw ONNXImportError.unsupported("\(what) keeps its data in an external file, which is not read (save the model with its weights inside)")
+            throw ONNXImportError.unsupported("\(what) keeps its data in an external file, which only an import from a path reads")
         }
         guard !tensor.hasSegment else { throw ONNXImportError.unsupported("\(what) is a segment of a tensor") }
     }
 
-    /// A FLOAT tensor's shape and values (raw_data little-endian, or float_data).
-    static func floats(_ tensor: Onnx_TensorProto, _ what: String) throws -> (dims: [Int], values: FloatBuffer) {
+    /// A FLOAT tensor's shape and values (raw_data little-endian, or float_data). `charge`
+    /// is told the element count once the data is known to hold it, before the allocation.
+    static func floats(_ tensor: Onnx_TensorProto, _ what: String,
+                       charge: (Int) throws -> Void = { _ in }) throws -> (dims: [Int], values: FloatBuffer) {
         try checkStorage(tensor, what)
         guard tensor.dataType == Int32(Onnx_TensorProto.DataType.float.rawValue) else {
             throw ONNXImportError.unsupported("\(what) has data type \(typeName(tensor.dataType)); only FLOAT weights are imported")
@@ -46,6 +48,7 @@ enum ONNXTensorReader {
             guard tensor.floatData.isEmpty, raw.count == 4 * count else {
                 throw ONNXImportError.malformed("\(what): dims \(dims) need \(4 * count) bytes of raw_data, the file holds \(raw.count)")
             }
+            try charge(count)
             let values = try FloatBuffer(count: count)
             raw.withUnsafeBytes { bytes in
                 for index in 0 ..< count {
@@ -58,6 +61,7 @@ enum ONNXTensorReader {
         guard tensor.floatData.count == count else {
             throw ONNXImportError.malformed("\(what): dims \(dims) need \(count) values, float_data holds \(tensor.floatData.count)")
         }
+        try charge(count)
         return (dims, try FloatBuffer(tensor.floatData))
     }
 

@@ -22,24 +22,12 @@ struct ONNXGraphFixture {
     }
 
     mutating func addInput(_ name: String, _ sides: [Side]) {
-        var shape = Onnx_TensorShapeProto()
-        shape.dim = sides.map { side in
-            var dimension = Onnx_TensorShapeProto.Dimension()
+        inputs.append(ONNXExport.valueInfo(name, sides.map { side in
             switch side {
-            case .fixed(let value): dimension.dimValue = value
-            case .symbolic(let name): dimension.dimParam = name
+            case .fixed(let value): return .value(Int(value))
+            case .symbolic(let name): return .param(name)
             }
-            return dimension
-        }
-        var tensor = Onnx_TypeProto.Tensor()
-        tensor.elemType = 1
-        tensor.shape = shape
-        var type = Onnx_TypeProto()
-        type.tensorType = tensor
-        var info = Onnx_ValueInfoProto()
-        info.name = name
-        info.type = type
-        inputs.append(info)
+        }))
     }
 
     enum Attribute {
@@ -124,23 +112,8 @@ struct ONNXGraphFixture {
         graph.node = nodes
         graph.initializer = initializers
         graph.input = inputs
-        var info = Onnx_ValueInfoProto()
-        info.name = output
-        if let outputClasses {
-            var dimension = Onnx_TensorShapeProto.Dimension()
-            dimension.dimValue = outputClasses
-            var batch = Onnx_TensorShapeProto.Dimension()
-            batch.dimParam = "batch"
-            var shape = Onnx_TensorShapeProto()
-            shape.dim = [batch, dimension]
-            var tensor = Onnx_TypeProto.Tensor()
-            tensor.elemType = 1
-            tensor.shape = shape
-            var type = Onnx_TypeProto()
-            type.tensorType = tensor
-            info.type = type
-        }
-        graph.output = [info]
+        graph.output = [outputClasses.map { ONNXExport.valueInfo(output, [.param("batch"), .value(Int($0))]) }
+            ?? { var info = Onnx_ValueInfoProto(); info.name = output; return info }()]
         var model = Onnx_ModelProto()
         model.irVersion = 8
         var opsetID = Onnx_OperatorSetIdProto()

@@ -422,6 +422,10 @@ struct ONNXImportTests {
         external.initializers[0].externalData = [location]
         external.initializers[0].rawData = Data()
         try refuses(external, .invalidArgument, ["c.weight", "external"])
+        var hugeInput = Self.smallClassifier()
+        hugeInput.inputs = []
+        hugeInput.addInput("input", [.symbolic("N"), .fixed(3), .fixed(5_000), .fixed(8)])
+        try refuses(hugeInput, .invalidArgument, ["input", "4096"])
         var doubles = Self.smallClassifier()
         doubles.initializers[0].dataType = 11
         try refuses(doubles, .invalidArgument, ["c.weight", "DOUBLE"])
@@ -430,17 +434,37 @@ struct ONNXImportTests {
         try refuses(channels, .format, ["/c/Conv", "3 channels"])
     }
 
-    @Test("damaged copies of a real export never trap: each is a model or an error")
+    /// The legacy exporter's `x.view(x.size(0), -1)` head on a residual block: a seed for the
+    /// mutation test that reaches the shape arithmetic.
+    static func viewModel() -> ONNXGraphFixture {
+        var graph = residual(projection: true)
+        graph.nodes.removeLast(2)   // Flatten, Gemm
+        graph.node("Shape", ["p"], ["s"], name: "/Shape")
+        graph.node("Constant", [], ["i"], name: "/Constant", [.tensor("value", ONNXGraphFixture.int64Tensor("", [0], scalar: true))])
+        graph.node("Gather", ["s", "i"], ["g"], name: "/Gather", [.int("axis", 0)])
+        graph.node("Unsqueeze", ["g"], ["u"], name: "/Unsqueeze", [.ints("axes", [0])])
+        graph.node("Constant", [], ["minus"], name: "/Constant_1", [.ints("value_ints", [-1])])
+        graph.node("Concat", ["u", "minus"], ["c"], name: "/Concat", [.int("axis", 0)])
+        graph.node("Reshape", ["p", "c"], ["r"], name: "/Reshape")
+        graph.node("Gemm", ["r", "fc.weight"], ["logits"], name: "/fc/Gemm", [.int("transB", 1)])
+        graph.opset = 11
+        return graph
+    }
+
+    @Test("damaged copies of real exports never trap: each is a model or an error")
     func mutatedFilesNeverTrap() throws {
         let model = try Model(specJSON: #"{"preset":"resnet20","width":0.25}"#, seed: 1)
-        let good = try ONNXExport.data(model)
+        #expect(try ONNXImport.model(from: try Self.viewModel().data).spec.layers.map(\.kind) == [.basicBlock, .avgpool, .flatten, .linear])
+        let seeds = [try ONNXExport.data(model), try Self.viewModel().data, try Self.residual(projection: false).data]
+        // REPARO_IMPORT_MUTATIONS raises the count for a longer local run (the fuzz target runs millions).
+        let rounds = ProcessInfo.processInfo.environment["REPARO_IMPORT_MUTATIONS"].flatMap { Int($0) } ?? 300
         var generator = SeededGenerator(seed: 99)
         var imported = 0, refused = 0
-        for round in 0 ..< 300 {
-            var bytes = [UInt8](good)
+        for round in 0 ..< rounds {
+            var bytes = [UInt8](seeds[round % seeds.count])
             let edits = 1 + round % 4
             for _ in 0 ..< edits {
-                let position = Int(generator.nextUniform() * Float(bytes.count - 1))
+                let position = min(Int(generator.nextUniform() * Float(bytes.count)), bytes.count - 1)
                 bytes[position] = UInt8(truncatingIfNeeded: Int(generator.nextUniform() * 256))
             }
             if round % 7 == 0 { bytes = Array(bytes.prefix(Int(generator.nextUniform() * Float(bytes.count)))) }
@@ -451,13 +475,58 @@ struct ONNXImportTests {
                 refused += 1
             }
         }
-        #expect(imported + refused == 300)
+        #expect(imported + refused == rounds)
+        #expect(refused > 0 && imported > 0)
+    }
+
+    @Test("external data beside the model is read from a path (torch's default); escaping locations are refused")
+    func externalData() throws {
+        let directory = NSTemporaryDirectory() + "reparo-external-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let inline = Self.smallClassifier()
+        let expected = try ONNXImport.model(from: try inline.data)
+        // Move the conv weight into "m.onnx.data" after 8 bytes of padding.
+        var graph = inline
+        let bytes = graph.initializers[0].rawData
+        try (Data(count: 8) + bytes).write(to: URL(fileURLWithPath: directory + "/m.onnx.data"))
+        func external(_ location: String, offset: Int = 8, length: Int? = nil) throws -> String {
+            var tensor = inline.initializers[0]
+            tensor.rawData = Data()
+            tensor.dataLocation = .external
+            tensor.externalData = [("location", location), ("offset", "\(offset)"), ("length", "\(length ?? bytes.count)")].map { key, value in
+                var entry = Onnx_StringStringEntryProto()
+                entry.key = key
+                entry.value = value
+                return entry
+            }
+            graph.initializers[0] = tensor
+            let path = directory + "/m.onnx"
+            try graph.data.write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let imported = try ONNXImport.model(path: try external("m.onnx.data"))
+        #expect(imported.spec == expected.spec)
+        #expect(imported.namedTensors.map { $0.values.array } == expected.namedTensors.map { $0.values.array })
+        // The pure entry point reads no files.
+        expectError(.invalidArgument, ["c.weight", "external"]) {
+            _ = try ONNXImport.model(from: try Data(contentsOf: URL(fileURLWithPath: try external("m.onnx.data"))))
+        }
+        for location in ["../m.onnx.data", "/etc/passwd", "a/../../m.onnx.data"] {
+            let path = try external(location)
+            expectError(.format, ["c.weight", "relative path"]) { _ = try ONNXImport.model(path: path) }
+        }
+        let past = try external("m.onnx.data", offset: 16)
+        expectError(.format, ["c.weight", "outside"]) { _ = try ONNXImport.model(path: past) }
+        let missing = try external("other.data")
+        #expect(throws: ReparoError.self) { _ = try ONNXImport.model(path: missing) }
+        do { _ = try ONNXImport.model(path: missing) } catch ReparoError.io {} catch { Issue.record("\(error)") }
     }
 
     @Test("a file: missing is .io, a directory is .io, a real export reads back")
     func files() throws {
         expectError(.format, []) { throw ReparoError.format("") }   // the helper itself
-        #expect(throws: ReparoError.io("cannot open '/nonexistent/model.onnx': No such file or directory")) {
+        #expect(throws: ReparoError.io("cannot open /nonexistent/model.onnx: No such file or directory")) {
             _ = try ONNXImport.model(path: "/nonexistent/model.onnx")
         }
         do {

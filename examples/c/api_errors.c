@@ -468,6 +468,30 @@ static reparo_status dataset_free_garbage(void) {
       reparo_model_export_onnx(g_model, g_scratch, NULL))                                                      \
     X(onnx_ok, "reparo_model_export_onnx", "a dense model, options {\"opset\":17}", OK, NULL,                  \
       reparo_model_export_onnx(g_model, g_paths[P_ONNX], "{\"opset\":17}"))                                    \
+    /* reparo_model_import_onnx (after onnx_ok, which wrote P_ONNX) */                                        \
+    X(import_null_path, "reparo_model_import_onnx", "path NULL", INV, "path",                                  \
+      reparo_model_import_onnx(NULL, NULL, &g_out_model))                                                      \
+    X(import_empty_path, "reparo_model_import_onnx", "path empty", INV, "path",                                \
+      reparo_model_import_onnx("", NULL, &g_out_model))                                                        \
+    X(import_null_out, "reparo_model_import_onnx", "out_model NULL", INV, "out_model",                         \
+      reparo_model_import_onnx(g_paths[P_ONNX], NULL, NULL))                                                   \
+    X(import_unknown_option, "reparo_model_import_onnx", "unknown option key", INV, "nope",                    \
+      reparo_model_import_onnx(g_paths[P_ONNX], "{\"nope\":1}", &g_out_model))                                \
+    X(import_bad_state, "reparo_model_import_onnx", "state collapsed", INV, "state",                           \
+      reparo_model_import_onnx(g_paths[P_ONNX], "{\"state\":\"collapsed\"}", &g_out_model))                   \
+    X(import_wrong_input, "reparo_model_import_onnx", "input disagrees with the graph", INV, "input",           \
+      reparo_model_import_onnx(g_paths[P_ONNX], "{\"input\":[3,8,8]}", &g_out_model))                         \
+    X(import_missing, "reparo_model_import_onnx", "missing file", IO, NULL,                                    \
+      reparo_model_import_onnx(g_paths[P_MISSING], NULL, &g_out_model))                                        \
+    X(import_directory, "reparo_model_import_onnx", "a directory", IO, NULL,                                   \
+      reparo_model_import_onnx(g_scratch, NULL, &g_out_model))                                                 \
+    X(import_garbage, "reparo_model_import_onnx", "random bytes", FMT, NULL,                                   \
+      reparo_model_import_onnx(g_paths[P_GARBAGE], NULL, &g_out_model))                                        \
+    X(import_empty, "reparo_model_import_onnx", "empty file", FMT, NULL,                                       \
+      reparo_model_import_onnx(g_paths[P_EMPTY], NULL, &g_out_model))                                          \
+    X(import_safetensors, "reparo_model_import_onnx", "a safetensors file", FMT, NULL,                         \
+      reparo_model_import_onnx(g_paths[P_SAVED], NULL, &g_out_model))                                          \
+    X(import_ok, "reparo_model_import_onnx", "the exported model, state pruned", OK, NULL, import_onnx_ok())   \
     /* reparo_model_clone */                                                                                   \
     X(clone_null, "reparo_model_clone", "model NULL", INV, "model", reparo_model_clone(NULL, &g_out_model))   \
     X(clone_null_out, "reparo_model_clone", "out_model NULL", INV, "out_model", reparo_model_clone(g_model, NULL)) \
@@ -853,6 +877,21 @@ static reparo_status dataset_free_garbage(void) {
       dataset_free_model())                                                                                    \
     X(dataset_free_garbage, "reparo_dataset_free", "a garbage pointer is ignored", OK, NULL,                  \
       dataset_free_garbage())
+
+/* Imports the model onnx_ok exported (and frees it): must succeed with the state asked for. */
+static reparo_status import_onnx_ok(void) {
+    reparo_model *model = NULL;
+    char text[4096];
+    reparo_status status = reparo_model_import_onnx(g_paths[P_ONNX], "{\"state\":\"pruned\"}", &model);
+    if (status != REPARO_OK) return status;
+    status = reparo_model_describe(model, text, sizeof text, NULL);
+    if (status == REPARO_OK && strstr(text, "\"state\":\"pruned\"") == NULL) {
+        snprintf(g_detail, sizeof g_detail, "describe gives %.60s", text);
+        status = REPARO_ERR_INTERNAL;
+    }
+    reparo_model_free(model);
+    return status;
+}
 
 /* A spec of 100000 nested arrays: the parser must refuse it, not overflow its stack. */
 static reparo_status create_deep_json(void) {

@@ -6,16 +6,17 @@ import Darwin
 
 /// A regular file opened read-only, with its size known before any read; closed on deinit.
 /// Read at any offset (`bytes(at:count:)`, the CIFAR-10 records), or front to back as a
-/// `ByteStream` (an uncompressed IDX file).
-final class InputFile {
-    let path: String
-    let size: Int
+/// `ByteStream` (an uncompressed IDX file), or the whole of it (an ONNX model and its external
+/// data). O_NONBLOCK, so that a FIFO cannot hang the open (the regular-file check refuses it).
+public final class InputFile {
+    public let path: String
+    public let size: Int
     private let descriptor: Int32
     /// Where the next `ByteStream.read(upTo:)` starts.
     private var position = 0
 
-    init(path: String) throws {
-        let fd = open(path, O_RDONLY)
+    public init(path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw ReparoError.io("cannot open \(path): \(errorText())") }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
@@ -45,7 +46,7 @@ final class InputFile {
     }
 
     /// Fills `target` with the bytes from `offset` on (the same contract as `bytes(at:count:)`).
-    func read(into target: UnsafeMutableRawBufferPointer, at offset: Int) throws {
+    public func read(into target: UnsafeMutableRawBufferPointer, at offset: Int) throws {
         let count = target.count
         guard offset >= 0, offset <= size, count <= size - offset else {
             throw ReparoError.format("\(path): read of \(count) bytes at \(offset) is past the end (\(size) bytes)")
