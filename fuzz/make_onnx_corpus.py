@@ -11,6 +11,9 @@
   residuals with identity and 1×1-conv shortcuts; Identity; Dropout), in opsets 11, 13 and 17,
   raw_data and float_data initializers. Each passes onnx.checker (full check) and runs in
   onnxruntime when it is installed.
+- helper-external-data.onnx: a graph whose initializers lie in "model.onnx.data" (location,
+  offset, length), the fixed file the harness keeps beside its scratch "model.onnx"
+  (external_data_file() writes the same bytes).
 - torch-*.onnx: a tiny ResNet-style and a VGG-style CNN exported by torch.onnx.export with both
   exporters (dynamo and dynamo=False); skipped without torch.
 - reparo-*.onnx: Reparo's own exports (Model.export_onnx) of small specs: dense, pruned, and
@@ -111,6 +114,11 @@ class Graph:
         return model.SerializeToString()
 
 
+def external_data_file():
+    """The bytes of the harness's "model.onnx.data" (fuzz/Sources/FuzzONNX/main.swift)."""
+    return ((np.arange(16384) % 97) / np.float32(97) + np.float32(0.01)).astype("<f4").tobytes()
+
+
 def run_in_onnxruntime(model, x_shape):
     """A seed onnxruntime cannot run would teach the fuzzer nothing about valid models."""
     try:
@@ -190,6 +198,30 @@ def helper_models():
     x = block(g, x, 4, 6, 2, "layer2.0")
     x = g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
     write("helper-resnet-stem-blocks.onnx", g.model((3, 16, 16), g.gemm(x, 6, 3, "fc"), 3, opset=13, ir_version=7))
+
+    # Initializers in the harness's external data file, at consecutive offsets.
+    g = Graph()
+    x = g.relu(g.batchnorm(g.conv("input", 2, 3, 3, "conv"), 3, "bn"))
+    x = g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
+    model = onnx.load_from_string(g.model((2, 5, 5), g.gemm(x, 3, 2, "fc"), 2))
+    data, offset = external_data_file(), 0
+    for tensor in model.graph.initializer:
+        length = len(tensor.raw_data)
+        tensor.ClearField("raw_data")
+        tensor.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", "model.onnx.data"), ("offset", str(offset)), ("length", str(length))):
+            tensor.external_data.add(key=key, value=value)
+        offset += length
+    assert offset <= len(data)
+    import tempfile
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, "model.onnx")
+        with open(os.path.join(scratch, "model.onnx.data"), "wb") as handle:
+            handle.write(data)
+        onnx.save(model, path)
+        onnx.checker.check_model(path, full_check=True)
+        run_in_onnxruntime(onnx.load(path), (2, 5, 5))
+    write("helper-external-data.onnx", model.SerializeToString())
 
 
 def torch_models():
