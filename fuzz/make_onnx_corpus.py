@@ -11,6 +11,8 @@
   residuals with identity and 1×1-conv shortcuts; Identity; Dropout), in opsets 11, 13 and 17,
   raw_data and float_data initializers. Each passes onnx.checker (full check) and runs in
   onnxruntime when it is installed.
+- helper-scope-name-like-counter.onnx: finding 1 of fuzz/README.md (a layer named from dynamo
+  metadata like an exporter's counter).
 - helper-external-data.onnx: a graph whose initializers lie in "model.onnx.data" (location,
   offset, length), the fixed file the harness keeps beside its scratch "model.onnx"
   (external_data_file() writes the same bytes).
@@ -198,6 +200,15 @@ def helper_models():
     x = block(g, x, 4, 6, 2, "layer2.0")
     x = g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
     write("helper-resnet-stem-blocks.onnx", g.model((3, 16, 16), g.gemm(x, 6, 3, "fc"), 3, opset=13, ir_version=7))
+
+    # fuzz/README.md finding 1: dynamo-style scope metadata naming a tensorless layer like an
+    # exporter's counter ("node_pool"); IR 10 and opset 20, as torch 2.15 writes.
+    g = Graph()
+    x = g.relu(g.conv("input", 1, 2, 3, "conv"))
+    x = g.node("MaxPool", [x], name="node_max_pool2d", kernel_shape=[2, 2], strides=[2, 2])
+    g.nodes[-1].metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'node_pool', 'max_pool2d']")
+    x = g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
+    write("helper-scope-name-like-counter.onnx", g.model((1, 4, 4), g.gemm(x, 2, 2, "fc"), 2, opset=20, ir_version=10))
 
     # Initializers in the harness's external data file, at consecutive offsets.
     g = Graph()
