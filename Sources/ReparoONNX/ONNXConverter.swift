@@ -43,7 +43,7 @@ struct ONNXConverter {
     private var producers: [String: Int] = [:]
     /// Nodes already converted with the node before them (the Relu of a block, a MatMul's Add).
     private var done: Set<Int> = []
-    private var namer = ONNXLayerNamer()
+    private var namer: ONNXLayerNamer
     private(set) var tensors: [NamedTensor] = []
     /// Floats the model's tensors may still take: twice what the file's tensors hold, so a
     /// small file that reads one big initializer from many nodes cannot make us allocate
@@ -52,6 +52,7 @@ struct ONNXConverter {
 
     init(graph: ONNXGraph, input: FeatureShape) {
         self.graph = graph
+        namer = ONNXLayerNamer(reservedNames: [graph.inputName, graph.outputName], verbatim: graph.fromReparo)
         var budget = 1 << 16
         for tensor in graph.initializers {
             statics[tensor.name] = .tensor(tensor, name: tensor.name)
@@ -529,15 +530,11 @@ struct ONNXConverter {
         }
     }
 
-    /// Reparo's own export writes a Flatten before a linear layer that follows a feature map
-    /// ("<linear>_flatten") and before the output ("flatten_logits"); its linear layer flattens
-    /// by itself, so these are not layers of the spec.
+    /// Reparo's own export marks the Flatten it writes before a linear layer that follows a
+    /// feature map, and before the output (`ONNXExport.implicitFlatten`); the linear layer
+    /// flattens by itself, so these are not layers of the spec.
     private func isExportersImplicitFlatten(_ node: Onnx_NodeProto) -> Bool {
-        let output = node.output[0]
-        if node.name == "flatten_logits" { return output == graph.outputName }
-        guard node.name.hasSuffix("_flatten"), let readers = graph.consumers[output], readers.count == 1,
-              let reader = readers.first else { return false }
-        return graph.nodes[reader].opType == "Gemm" && graph.nodes[reader].name + "_flatten" == node.name
+        node.docString == ONNXExport.implicitFlatten
     }
 
     // MARK: Constants

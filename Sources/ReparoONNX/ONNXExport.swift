@@ -36,6 +36,11 @@ public enum ONNXExport {
     /// ONNX IR version 8 goes with opset 17 (onnx/helper.py VERSION_TABLE, onnx 1.12).
     static let irVersion: Int64 = 8
 
+    /// The doc_string of a Flatten the graph needs but the spec has no layer for (before a
+    /// linear layer whose input is a feature map, before the output): `ONNXImport` drops it,
+    /// so an export imports back to the same spec.
+    static let implicitFlatten = "reparo: flattens for a linear layer or the output; not a layer of the spec"
+
     /// The serialized ModelProto.
     public static func data(_ model: Model, options: ONNXExportOptions = ONNXExportOptions()) throws -> Data {
         try proto(model, options: options).serializedData()
@@ -65,7 +70,9 @@ public enum ONNXExport {
         var graph = GraphBuilder(tensors: model.namedTensors)
         let last = try graph.emit(spec.layers, input: "input", shape: spec.input, flat: false)
         var output = last.value
-        if !last.flat { output = graph.node("Flatten", [output], name: "flatten_logits", attributes: [.int("axis", 1)]) }
+        if !last.flat {
+            output = graph.node("Flatten", [output], name: "flatten_logits", attributes: [.int("axis", 1)], doc: implicitFlatten)
+        }
         graph.rename(output, to: "logits")
 
         var result = Onnx_ModelProto()
@@ -158,7 +165,7 @@ private struct GraphBuilder {
     }
 
     /// Adds a node; its output value is named after the node (made unique). Returns that name.
-    mutating func node(_ opType: String, _ inputs: [String], name: String, attributes: [Attribute] = []) -> String {
+    mutating func node(_ opType: String, _ inputs: [String], name: String, attributes: [Attribute] = [], doc: String = "") -> String {
         var unique = name
         var counter = 1
         while usedNames.contains(unique) || tensorNames.contains(unique) || unique == "input" || unique == "logits" {
@@ -172,6 +179,7 @@ private struct GraphBuilder {
         proto.input = inputs
         proto.output = [unique]
         proto.attribute = attributes.map(\.proto)
+        if !doc.isEmpty { proto.docString = doc }
         nodes.append(proto)
         return unique
     }
@@ -212,7 +220,8 @@ private struct GraphBuilder {
                 ])
             case .linear(let weight):
                 if !isFlat {
-                    value = node("Flatten", [value], name: name + "_flatten", attributes: [.int("axis", 1)])
+                    value = node("Flatten", [value], name: name + "_flatten", attributes: [.int("axis", 1)],
+                                 doc: ONNXExport.implicitFlatten)
                     isFlat = true
                 }
                 var inputs = [value, try tensor(TensorName.weight(name))]

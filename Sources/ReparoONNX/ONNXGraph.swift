@@ -23,6 +23,8 @@ struct ONNXGraph {
     let outputName: String
     /// The output's last dimension when the graph fixes it.
     let outputClasses: Int?
+    /// Written by `ONNXExport` (producer "reparo"): its node names are the layer names.
+    let fromReparo: Bool
 
     init(_ model: Onnx_ModelProto) throws {
         var opset: Int64?
@@ -38,6 +40,7 @@ struct ONNXGraph {
         let graph = model.graph
         guard graph.sparseInitializer.isEmpty else { throw ONNXImportError.unsupported("sparse initializers are not imported") }
         self.opset = opset
+        self.fromReparo = model.producerName == "reparo"
         self.nodes = graph.node
         self.initializers = graph.initializer
 

@@ -8,20 +8,32 @@
 ///  4. any other node name that is not an exporter's counter ("node_…", "Relu_12"), as Reparo's
 ///     own export writes them ("layer1.0.relu");
 ///  5. "<op>_<node index>".
-/// A name already taken gets "_1", "_2", …; every name obeys the spec's rules (1 to 200
-/// characters, no quote), so a saved import reloads.
+/// A model Reparo exported (producer "reparo") names its nodes after its layers: those names
+/// are taken as they are, so export → import gives the same spec. A name already taken gets
+/// "_1", "_2", …; every name obeys the spec's rules (1 to 200 characters, no quote), so a saved
+/// import reloads, and none is one the exporter would rename (the graph's input or output, a
+/// tensor name).
 struct ONNXLayerNamer {
-    private var used: Set<String> = []
+    private var used: Set<String>
+    private let verbatim: Bool
     /// The next suffix to try per base name (no quadratic search when many nodes share one).
     private var nextSuffix: [String: Int] = [:]
 
+    init(reservedNames: Set<String>, verbatim: Bool) {
+        used = reservedNames.union(["input", "logits"])
+        self.verbatim = verbatim
+    }
+
+    static let tensorSuffixes = [".weight", ".bias", ".running_mean", ".running_var"]
+
     static func isValid(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= 190 && !name.contains("\"") && !name.contains("\\")
-            && !name.unicodeScalars.contains { $0.value < 0x20 }
+            && !name.unicodeScalars.contains { $0.value < 0x20 } && !tensorSuffixes.contains { name.hasSuffix($0) }
     }
 
     /// A unique name for `node` (index `index`); `weight` is the name of its weight input.
     mutating func name(_ node: Onnx_NodeProto, index: Int, weight: String? = nil) -> String {
+        if verbatim, Self.isValid(node.name) { return unique(node.name) }
         if let weight, weight.hasSuffix(".weight"), !weight.hasPrefix("onnx::") {
             let base = String(weight.dropLast(".weight".count))
             if Self.isValid(base) { return unique(base) }
@@ -32,7 +44,8 @@ struct ONNXLayerNamer {
     /// The name of a residual block made of `add` and the Relu after it: Reparo's export names
     /// the Relu after the block; the exporters from PyTorch scope the Add inside the block.
     mutating func blockName(add: Onnx_NodeProto, addIndex: Int, relu: Onnx_NodeProto) -> String {
-        unique(Self.plainName(relu) ?? Self.moduleName(add) ?? Self.plainName(add) ?? Self.fallback(add, addIndex))
+        if verbatim, Self.isValid(relu.name) { return unique(relu.name) }
+        return unique(Self.plainName(relu) ?? Self.moduleName(add) ?? Self.plainName(add) ?? Self.fallback(add, addIndex))
     }
 
     static func fallback(_ node: Onnx_NodeProto, _ index: Int) -> String {

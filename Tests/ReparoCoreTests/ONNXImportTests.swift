@@ -66,6 +66,33 @@ struct ONNXImportTests {
         }
     }
 
+    @Test("import → export → import gives the same spec and tensors, whatever the names (the fuzz target's invariant)")
+    func reimportIsStable() throws {
+        var graph = ONNXGraphFixture(input: [.symbolic("N"), .fixed(2), .fixed(4), .fixed(4)])
+        graph.weight("c.weight", [3, 2, 3, 3])
+        graph.weight("d.weight", [3, 3, 1, 1], seed: 2)
+        graph.weight("fc.weight", [5, 48], seed: 3)
+        graph.weight("head.weight", [4, 5], seed: 4)
+        graph.integers("shape", [-1, 48])
+        graph.node("Conv", ["input", "c.weight"], ["a"], name: "c", [.ints("pads", [1, 1, 1, 1])])
+        graph.node("Relu", ["a"], ["b"], name: "node_relu", metadata: ["pkg.torch.onnx.name_scopes": "['', 'node_x', 'relu']"])
+        graph.node("Relu", ["b"], ["b2"], name: "logits_relu", metadata: ["pkg.torch.onnx.name_scopes": "['', 'Relu_5', 'relu']"])
+        graph.node("Relu", ["b2"], ["b3"], name: "input")   // a name the exporter keeps for the graph input
+        graph.node("Conv", ["b3", "d.weight"], ["e"], name: "d")   // a Gemm right on a feature map: lenient
+        graph.node("Reshape", ["e", "shape"], ["f"], name: "fc_flatten")
+        graph.node("Gemm", ["f", "fc.weight"], ["g"], name: "fc", [.int("transB", 1)])
+        graph.node("Gemm", ["g", "head.weight"], ["logits"], name: "head", [.int("transB", 1)])
+        let first = try ONNXImport.model(from: try graph.data)
+        let second = try ONNXImport.model(from: try ONNXExport.data(first))
+        #expect(second.spec == first.spec)
+        #expect(second.namedTensors.map(\.name) == first.namedTensors.map(\.name))
+        #expect(first.spec.layers.map(\.name) == ["c", "node_x", "Relu_5", "input_1", "d", "fc_flatten", "fc", "head"])
+        for seed in [try Self.residual(projection: true).data, try Self.viewModel().data, try Self.nested(depth: 2).data] {
+            let original = try ONNXImport.model(from: seed)
+            #expect(try ONNXImport.model(from: try ONNXExport.data(original)).spec == original.spec)
+        }
+    }
+
     @Test("the same file imported twice gives the same names (teacher and student match by name)")
     func importIsDeterministic() throws {
         let model = try Model(specJSON: #"{"preset":"resnet20","width":0.25}"#, seed: 1)
@@ -236,6 +263,40 @@ struct ONNXImportTests {
             #expect(block.shortcut.map(\.name) == (projection ? ["block.shortcut.0"] : []))
             #expect(model.spec.layers.map(\.name) == ["block", "avgpool", "flatten", "fc"])
         }
+    }
+
+    /// Residual blocks nested `depth` deep: y₀ = input, yₖ = Relu(yₖ₋₁) forks into the next
+    /// level and the identity shortcut of its block; the blocks close from the inside out.
+    static func nested(depth: Int) -> ONNXGraphFixture {
+        var graph = ONNXGraphFixture(input: [.symbolic("N"), .fixed(2), .fixed(4), .fixed(4)])
+        graph.weight("fc.weight", [3, 2])
+        var levels = ["input"]
+        for level in 1 ... depth {
+            graph.node("Relu", [levels[level - 1]], ["y\(level)"], name: "r\(level)")
+            levels.append("y\(level)")
+        }
+        var inner = "y\(depth)"
+        graph.node("Relu", [inner], ["z"], name: "innermost")
+        inner = "z"
+        for level in stride(from: depth, through: 1, by: -1) {
+            graph.node("Add", [inner, levels[level]], ["s\(level)"], name: "add\(level)")
+            graph.node("Relu", ["s\(level)"], ["w\(level)"], name: "block\(level)")
+            inner = "w\(level)"
+        }
+        graph.node("Add", [inner, "input"], ["s0"], name: "add0")
+        graph.node("Relu", ["s0"], ["w0"], name: "block0")
+        graph.node("GlobalAveragePool", ["w0"], ["p"])
+        graph.node("Flatten", ["p"], ["f"])
+        graph.node("Gemm", ["f", "fc.weight"], ["logits"], [.int("transB", 1)])
+        return graph
+    }
+
+    @Test("residual blocks nest up to 4 deep; deeper is refused")
+    func nesting() throws {
+        let model = try ONNXImport.model(from: try Self.nested(depth: 3).data)
+        #expect(model.spec.layers.first?.name == "block0")
+        #expect(model.spec.layers.first?.main.last?.main.last?.main.last?.name == "block3")
+        try refuses(Self.nested(depth: 4), .invalidArgument, ["nested more than 4 deep"])
     }
 
     @Test("dynamo names: weights keep theirs, other layers come from pkg.torch.onnx.name_scopes")
@@ -451,7 +512,7 @@ struct ONNXImportTests {
         return graph
     }
 
-    @Test("damaged copies of real exports never trap: each is a model or an error")
+    @Test("damaged copies of real exports never trap: each is a model (which re-imports to itself) or an error")
     func mutatedFilesNeverTrap() throws {
         let model = try Model(specJSON: #"{"preset":"resnet20","width":0.25}"#, seed: 1)
         #expect(try ONNXImport.model(from: try Self.viewModel().data).spec.layers.map(\.kind) == [.basicBlock, .avgpool, .flatten, .linear])
@@ -468,12 +529,18 @@ struct ONNXImportTests {
                 bytes[position] = UInt8(truncatingIfNeeded: Int(generator.nextUniform() * 256))
             }
             if round % 7 == 0 { bytes = Array(bytes.prefix(Int(generator.nextUniform() * Float(bytes.count)))) }
+            let model: Model
             do {
-                _ = try ONNXImport.model(from: Data(bytes))
+                model = try ONNXImport.model(from: Data(bytes))
                 imported += 1
             } catch is ReparoError {
                 refused += 1
+                continue
             }
+            // What imports exports, and imports back to the same spec and tensors.
+            let again = try ONNXImport.model(from: try ONNXExport.data(model))
+            #expect(again.spec == model.spec, "round \(round)")
+            #expect(again.namedTensors.map { $0.values.array.map(\.bitPattern) } == model.namedTensors.map { $0.values.array.map(\.bitPattern) })
         }
         #expect(imported + refused == rounds)
         #expect(refused > 0 && imported > 0)

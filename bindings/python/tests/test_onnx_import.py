@@ -327,6 +327,49 @@ def test_torch_export_matches_torch(name: str, dynamo: bool, tmp_path: pathlib.P
             assert pruned.state == "pruned"
 
 
+def engine_has_max_pool_padding() -> bool:
+    try:
+        reparo.Model.create({"input": [1, 4, 4], "classes": 2, "layers": [
+            {"type": "maxpool", "kernel": 3, "stride": 2, "padding": 1}, {"type": "flatten"},
+            {"type": "linear", "out": 2}]}).close()
+        return True
+    except ReparoError:
+        return False
+
+
+class Stem(nn.Module):
+    """The ImageNet ResNet stem (7×7 stride 2 pad 3, BN, ReLU, 3×3 max-pool stride 2 pad 1), two
+    blocks, global pool, flatten, fc."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = nn.Sequential(Block(8, 8, 1), Block(8, 16, 2))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x: Any) -> Any:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(self.avgpool(self.layer1(x)), 1))
+
+
+@pytest.mark.skipif(not engine_has_max_pool_padding(), reason="the engine has no padded max-pool")
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_resnet_stem_matches_torch(dynamo: bool, tmp_path: pathlib.Path) -> None:
+    net = randomized(Stem(), seed=4)
+    export(net, [3, 64, 64], tmp_path / "stem.onnx", dynamo)
+    with reparo.Model.import_onnx(tmp_path / "stem.onnx") as model:
+        pool = next(layer for layer in model.describe()["layers"] if layer["type"] == "maxpool")
+        assert pool["name"] == "maxpool" and pool["output"] == [8, 16, 16]
+        images = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            expected = net(images).numpy()
+        np.testing.assert_allclose(model.infer(images.numpy()), expected, rtol=0, atol=TOLERANCE)
+
+
 # --- errors through the C ABI -------------------------------------------------------------------
 
 def expect_error(path: pathlib.Path, status: Status, fragments: Sequence[str], **options: Any) -> None:
