@@ -11,7 +11,7 @@
   residuals with identity and 1×1-conv shortcuts; Identity; Dropout), in opsets 11, 13 and 17,
   raw_data and float_data initializers. Each passes onnx.checker (full check) and runs in
   onnxruntime when it is installed.
-- helper-scope-name-like-counter.onnx: finding 1 of fuzz/README.md (a layer named from dynamo
+- regression-scope-name-like-counter.onnx: finding 1 of fuzz/README.md (a layer named from dynamo
   metadata like an exporter's counter).
 - helper-external-data.onnx: a graph whose initializers lie in "model.onnx.data" (location,
   offset, length), the fixed file the harness keeps beside its scratch "model.onnx"
@@ -208,7 +208,7 @@ def helper_models():
     x = g.node("MaxPool", [x], name="node_max_pool2d", kernel_shape=[2, 2], strides=[2, 2])
     g.nodes[-1].metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'node_pool', 'max_pool2d']")
     x = g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
-    write("helper-scope-name-like-counter.onnx", g.model((1, 4, 4), g.gemm(x, 2, 2, "fc"), 2, opset=20, ir_version=10))
+    write("regression-scope-name-like-counter.onnx", g.model((1, 4, 4), g.gemm(x, 2, 2, "fc"), 2, opset=20, ir_version=10))
 
     # Initializers in the harness's external data file, at consecutive offsets.
     g = Graph()

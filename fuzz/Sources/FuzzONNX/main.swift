@@ -14,13 +14,9 @@
 //   - a refusal is FORMAT (malformed), INVALID_ARGUMENT (valid but unsupported) or IO (an
 //     external data file that is missing or unreadable), never another error;
 //   - inference never writes past the logits it was given;
-//   - an imported model exports, and the export imports again to the same spec, bit-identical
-//     tensors (names included) and bit-identical logits: import ∘ export is the identity on
-//     what import makes, except for the names of layers without tensors (relu, pools, flatten,
-//     blocks), which are compared loosely: a name that looks like an exporter's counter
-//     ("node_…", "Relu_3", "/…", the op type itself) is not read back from a node name, so a
-//     layer the first import named so from dynamo metadata comes back as "<op>_<index>"
-//     (finding 1 in fuzz/README.md; names with tensors are kept, as the importer promises).
+//   - an imported model exports, and the export imports again to the same spec (layer names
+//     included: fuzz/README.md finding 1), bit-identical tensors and bit-identical logits
+//     (import ∘ export is the identity on what import makes).
 // FUZZ_ONNX_VERBOSE=1 prints why each input was refused (for `fuzz/run.sh repro`).
 
 import Foundation
@@ -107,7 +103,7 @@ public func fuzzONNX(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         fatalError("the export of an imported model does not import: \(error)")
     }
     again.threads = 1
-    guard withoutNames(again.spec.jsonText) == withoutNames(model.spec.jsonText) else {
+    guard again.spec == model.spec else {
         fatalError("import ∘ export changed the spec: \(model.spec.jsonText) became \(again.spec.jsonText)")
     }
     checkSameTensors(model.namedTensors, again.namedTensors)
@@ -136,21 +132,6 @@ private func infer(_ model: Model) -> [Float]? {
         fatalError("infer wrote past its \(model.classes) logits (index \(index))")
     }
     return Array(UnsafeBufferPointer(start: logits.pointer, count: model.classes))
-}
-
-/// The spec's JSON with every layer name emptied. Layer names hold no quote or backslash
-/// (SpecParser's rules), so each ends at the next quote.
-private func withoutNames(_ json: String) -> String {
-    let key = "\"name\":\""
-    var result = ""
-    var rest = Substring(json)
-    while let start = rest.range(of: key) {
-        result += rest[..<start.upperBound]
-        rest = rest[start.upperBound...]
-        guard let end = rest.firstIndex(of: "\"") else { fatalError("unterminated name in \(json)") }
-        rest = rest[end...]
-    }
-    return result + rest
 }
 
 private func checkSameTensors(_ first: [NamedTensor], _ second: [NamedTensor]) {
