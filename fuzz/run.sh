@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # libFuzzer targets over ReparoCore (see fuzz/README.md).
 #
-#   fuzz/run.sh build                    build every target into fuzz/.build/
-#   fuzz/run.sh run <target> <seconds>   fuzz one target (load | spec | checkpoint | idx) for a time budget
+#   fuzz/run.sh build [target...]        build every target (or the ones named) into fuzz/.build/
+#   fuzz/run.sh run <target> <seconds>   fuzz one target (load | spec | checkpoint | idx | onnx) for a time budget
 #   fuzz/run.sh ci                       build, replay fixed and known findings, fuzz each
 #                                        target 20 s; non-zero on any finding (FUZZ_KNOWN=warn:
 #                                        known ones are reported only; FUZZ_CI_SECONDS=N per
@@ -11,16 +11,18 @@
 #   fuzz/run.sh corpus                   regenerate the seed corpora (fuzz/make_corpus.sh)
 #
 # Each target is ReparoCore's sources plus one harness, compiled as ONE module with
-# -sanitize=fuzzer,address. A finding (crash, Swift trap, ASan report, malloc over
-# -malloc_limit_mb, RSS over -rss_limit_mb, one input over -timeout seconds) stops the run with
-# a non-zero status and writes the input to fuzz/corpus/<target>/{crash,oom,timeout}-<sha1>.
+# -sanitize=fuzzer,address (onnx: ReparoONNX's sources plus the harness, over SwiftProtobuf and
+# ReparoCore built as separate modules, instrumented the same way). A finding (crash, Swift
+# trap, ASan report, malloc over -malloc_limit_mb, RSS over -rss_limit_mb, one input over
+# -timeout seconds) stops the run with a non-zero status and writes the input to
+# fuzz/corpus/<target>/{crash,oom,timeout}-<sha1>.
 # Once fixed, such a finding is renamed regression-<what>: it stays in the corpus as a seed,
 # and 'ci' replays it and fails if it fails again. New interesting inputs go to
 # fuzz/.work/<target>/ (not committed); the committed seeds stay in fuzz/corpus/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(load spec checkpoint idx)
+targets=(load spec checkpoint idx onnx)
 build_dir=fuzz/.build
 work_dir=fuzz/.work
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=1)
@@ -31,6 +33,7 @@ harness() {
         spec) echo fuzz/Sources/FuzzSpec/main.swift ;;
         checkpoint) echo fuzz/Sources/FuzzCheckpoint/main.swift ;;
         idx) echo fuzz/Sources/FuzzIDX/main.swift ;;
+        onnx) echo fuzz/Sources/FuzzONNX/main.swift ;;
         *) echo "unknown target '$1' (targets: ${targets[*]})" >&2; exit 2 ;;
     esac
 }
@@ -61,6 +64,7 @@ build_kernels() {
 build_one() {
     local target=$1
     mkdir -p "$build_dir"
+    if [[ "$target" == onnx ]]; then build_onnx; return; fi
     # -O: the fuzzer needs speed; -g: symbolized stacks. ReparoCore is language mode 5
     # (Package.swift); -module-name ReparoCore makes each harness part of the engine's module.
     # lld instead of gold: gold warns about every ASan outlined check symbol. CZlib and
@@ -73,21 +77,72 @@ build_one() {
         "$build_dir"/kernels/*.o -lopenblas -lz -o "$build_dir/fuzz-$target"
 }
 
+# SwiftProtobuf's sources, from the package checkout that `swift build` makes (resolved here,
+# offline-capable like any build, when the clone has never been built).
+protobuf_sources() {
+    local dir=.build/checkouts/swift-protobuf/Sources/SwiftProtobuf
+    [[ -d "$dir" ]] || swift package resolve >&2
+    [[ -d "$dir" ]] || { echo "fuzz: no SwiftProtobuf sources in $dir after 'swift package resolve'" >&2; return 1; }
+    echo "$dir"
+}
+
+# The onnx target: the importer lives in ReparoONNX, which imports SwiftProtobuf and ReparoCore
+# as modules (Package.swift), so those two are built as instrumented static libraries first and
+# the harness joins ReparoONNX's module (it can call the importer's internals). SwiftProtobuf's
+# settings mirror its Package@swift-6.1.swift: language mode 6, ExistentialAny, the default
+# traits as conditions, and -package-name for its `package` declarations. It takes minutes to
+# compile and never changes with Reparo, so it is rebuilt only when its sources or flags do.
+build_onnx() {
+    local modules="$build_dir/onnx" sources
+    mkdir -p "$modules"
+    sources=$(protobuf_sources)
+    local protobuf_flags=(-parse-as-library -swift-version 6 -module-name SwiftProtobuf -package-name swift_protobuf
+                          -O -g -sanitize=fuzzer,address -enable-upcoming-feature ExistentialAny
+                          -D BinaryDelimitedStreams -D FieldMaskUtilities)
+    local stamp
+    stamp=$( { swiftc --version 2>&1; echo "${protobuf_flags[*]}"; find "$sources" -name '*.swift' | LC_ALL=C sort | xargs cat; } | sha1sum)
+    if [[ ! -f "$modules/libSwiftProtobuf.a" || "$(cat "$modules/SwiftProtobuf.stamp" 2>/dev/null)" != "$stamp" ]]; then
+        rm -f "$modules/SwiftProtobuf.stamp"
+        # shellcheck disable=SC2046
+        swiftc "${protobuf_flags[@]}" -emit-module -emit-module-path "$modules/SwiftProtobuf.swiftmodule" \
+            -emit-library -static $(find "$sources" -name '*.swift' | LC_ALL=C sort) \
+            -suppress-warnings -o "$modules/libSwiftProtobuf.a" || return 1
+        echo "$stamp" >"$modules/SwiftProtobuf.stamp"
+    fi
+    # shellcheck disable=SC2046
+    swiftc -parse-as-library -swift-version 5 -module-name ReparoCore -O -g -sanitize=fuzzer,address \
+        -I Sources/COpenBLAS -I Sources/CZlib -I Sources/CVectorKernels/include -I Sources/CReparo/include \
+        -emit-module -emit-module-path "$modules/ReparoCore.swiftmodule" -emit-library -static \
+        $(find Sources/ReparoCore -name '*.swift' | LC_ALL=C sort) -o "$modules/libReparoCore.a"
+    # shellcheck disable=SC2046
+    swiftc -parse-as-library -swift-version 5 -module-name ReparoONNX -O -g \
+        -sanitize=fuzzer,address -use-ld=lld \
+        -I "$modules" -I Sources/COpenBLAS -I Sources/CZlib -I Sources/CVectorKernels/include -I Sources/CReparo/include \
+        $(find Sources/ReparoONNX -name '*.swift' | LC_ALL=C sort) "$(harness onnx)" \
+        "$modules/libReparoCore.a" "$modules/libSwiftProtobuf.a" "$build_dir"/kernels/*.o \
+        -lopenblas -lz -o "$build_dir/fuzz-onnx"
+}
+
+# build [target...]: the given targets (all by default), in parallel.
 build() {
-    local pids=() target status=0
+    local pids=() target status=0 chosen=("$@")
+    ((${#chosen[@]})) || chosen=("${targets[@]}")
+    for target in "${chosen[@]}"; do harness "$target" >/dev/null; done
     build_kernels || { echo "fuzz: kernel build failed" >&2; exit 1; }
-    for target in "${targets[@]}"; do
+    protobuf_sources >/dev/null || exit 1   # once, before the parallel builds
+    for target in "${chosen[@]}"; do
         build_one "$target" & pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid" || status=1; done
     [[ $status -eq 0 ]] || { echo "fuzz: build failed" >&2; exit 1; }
-    echo "fuzz: built ${targets[*]/#/$build_dir/fuzz-}" >&2
+    echo "fuzz: built ${chosen[*]/#/$build_dir/fuzz-}" >&2
 }
 
 dictionary() {
     case "$1" in
         spec) cat fuzz/dict/json.dict ;;
         idx) cat fuzz/dict/idx.dict ;;
+        onnx) cat fuzz/dict/onnx.dict ;;
         *) cat fuzz/dict/safetensors.dict fuzz/dict/json.dict ;;
     esac
 }
@@ -202,7 +257,7 @@ ci() {
 }
 
 case "${1:-}" in
-    build) build ;;
+    build) shift; build "$@" ;;
     run) [[ $# -ge 3 ]] || { echo "usage: fuzz/run.sh run <target> <seconds> [libFuzzer flags]" >&2; exit 2; }
          shift; run "$@" ;;
     repro) [[ $# -ge 3 ]] || { echo "usage: fuzz/run.sh repro <target> <file>..." >&2; exit 2; }
