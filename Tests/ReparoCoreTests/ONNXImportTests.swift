@@ -583,6 +583,16 @@ struct ONNXImportTests {
             let path = try external(location)
             expectError(.format, ["c.weight", "relative path"]) { _ = try ONNXImport.model(path: path) }
         }
+        // A symbolic link inside the directory that points outside it is refused too; one that
+        // stays inside is followed.
+        let outside = directory + "-outside.data"
+        try (Data(count: 8) + bytes).write(to: URL(fileURLWithPath: outside))
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        try FileManager.default.createSymbolicLink(atPath: directory + "/escape.data", withDestinationPath: outside)
+        let escaping = try external("escape.data")
+        expectError(.format, ["c.weight", "outside the model's directory"]) { _ = try ONNXImport.model(path: escaping) }
+        try FileManager.default.createSymbolicLink(atPath: directory + "/inside.data", withDestinationPath: directory + "/m.onnx.data")
+        #expect(try ONNXImport.model(path: try external("inside.data")).spec == expected.spec)
         let past = try external("m.onnx.data", offset: 16)
         expectError(.format, ["c.weight", "outside"]) { _ = try ONNXImport.model(path: past) }
         let missing = try external("other.data")
