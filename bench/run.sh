@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Reparo's benchmark, one run: engine micro-benchmarks (reparo-bench) then Reparo against
-# PyTorch and ONNX Runtime (peers.py), 2 threads everywhere. Writes bench/results/<date>.json
-# (or $BENCH_OUT) and prints markdown tables. Takes about 8 minutes on 2 cores. See bench/README.md.
+# Reparo's benchmark: engine micro-benchmarks (reparo-bench) then Reparo against PyTorch and
+# ONNX Runtime (peers.py), 2 threads everywhere, RUNS times (default 2), then the Fashion-MNIST
+# training throughput against PyTorch (fashion_mnist_throughput.py, when its data is installed)
+# and the table of issue 19's targets over the runs (targets.py: median, spread, status).
+# Writes bench/results/<date>-run<i>.json (or $BENCH_OUT-run<i>.json) and the targets table
+# beside them, and prints markdown tables. About 8 minutes per run on 2 cores. See bench/README.md.
 #   bench/run.sh              build, wait for a quiet CPU, run everything
 #   bench/run.sh --no-build   reuse the built library and bench binary
-#   REPS=10 BENCH_QUIET_WAIT=300 bench/run.sh
+#   RUNS=1 REPS=10 BENCH_QUIET_WAIT=300 bench/run.sh
 #   BENCH_NICE=-15 bench/run.sh   on a shared machine (root only): run at a higher priority so
 #                                 other jobs take less of the CPU from the timed code
 set -euo pipefail
@@ -48,11 +51,29 @@ run=()
 if [[ -n "${BENCH_NICE:-}" ]]; then run=(nice -n "$BENCH_NICE"); fi
 
 date=$(date +%F)
-out="${BENCH_OUT:-bench/results/$date.json}"   # e.g. BENCH_OUT=bench/results/<date>-run2.json
-mkdir -p bench/results
-engine_json=$(mktemp /tmp/reparo-engine-XXXXXX.json)
-wait_for_quiet
-"${run[@]}" .build-release/release/reparo-bench all --threads $threads --reps "$reps" --json "$engine_json"
-wait_for_quiet
-"${run[@]}" "$venv/bin/python" bench/peers.py --reps "$reps" --engine-json "$engine_json" --out "$out"
-rm -f "$engine_json"
+base="${BENCH_OUT:-bench/results/$date}"   # e.g. BENCH_OUT=bench/results/<date>-zen4
+base="${base%.json}"
+runs="${RUNS:-2}"
+mkdir -p "$(dirname "$base")"
+outs=()
+for ((i = 1; i <= runs; i++)); do
+    echo "=== run $i of $runs ===" >&2
+    out="$base-run$i.json"
+    engine_json=$(mktemp /tmp/reparo-engine-XXXXXX.json)
+    wait_for_quiet
+    "${run[@]}" .build-release/release/reparo-bench all --threads $threads --reps "$reps" --json "$engine_json"
+    wait_for_quiet
+    "${run[@]}" "$venv/bin/python" bench/peers.py --reps "$reps" --engine-json "$engine_json" --out "$out"
+    rm -f "$engine_json"
+    outs+=("$out")
+done
+
+throughput=()
+if [[ -f bench/fashion_mnist_throughput.py && -d /usr/share/datasets/fashion-mnist ]]; then
+    wait_for_quiet
+    "${run[@]}" "$venv/bin/python" bench/fashion_mnist_throughput.py --out "$base-fashion-mnist.json"
+    throughput=(--throughput "$base-fashion-mnist.json")
+fi
+echo >&2
+echo "### Issue 19 targets ($runs runs)" >&2
+"$venv/bin/python" bench/targets.py "${outs[@]}" "${throughput[@]}" --out "$base-targets.md"
