@@ -181,6 +181,7 @@ struct Reproduce: ParsableCommand {
         record["train_images"] = .int(train.count)
         record["cpu"] = .string(Self.cpuModel())
         record["blas_core"] = .string(ComputeEnvironment.blasCore)
+        record["blas_core_chooser"] = .string(ComputeEnvironment.blasCoreChooser)
         record["vector_kernels"] = .bool(ComputeEnvironment.vectorKernels)
         record["cores"] = .int(Parallel.cores)
         let json = JSONWriter.text(report.json(settings: JSONValue(record), seconds: total))
