@@ -146,4 +146,24 @@ struct BLASCoreChoiceTests {
         #expect(BLASCore.sgemmIsCorrect())
         #expect(!state.reason.isEmpty)
     }
+
+    /// The check after a switch rejects what a broken core would give: one element off by a
+    /// tenth of its size, a NaN, a transposed operand.
+    @Test func sgemm_check_rejects_wrong_products() {
+        let m = 5, n = 4, k = 3
+        let a = (0..<m * k).map { Float($0 % 7) - 2.5 }
+        let b = (0..<k * n).map { Float($0 % 5) * 0.75 - 1 }
+        var c = [Float](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n { for p in 0..<k { c[i * n + j] += a[i * k + p] * b[p * n + j] } } }
+        #expect(BLASCore.matches(c, a, b, m: m, n: n, k: k))
+        var off = c
+        off[7] += max(abs(off[7]), 1) * 0.1
+        #expect(!BLASCore.matches(off, a, b, m: m, n: n, k: k))
+        var nan = c
+        nan[0] = .nan
+        #expect(!BLASCore.matches(nan, a, b, m: m, n: n, k: k))
+        var transposed = [Float](repeating: 0, count: m * n)  // a·(b read as n×k, transposed)
+        for i in 0..<m { for j in 0..<n { for p in 0..<k { transposed[i * n + j] += a[i * k + p] * b[j * k + p] } } }
+        #expect(!BLASCore.matches(transposed, a, b, m: m, n: n, k: k))
+    }
 }

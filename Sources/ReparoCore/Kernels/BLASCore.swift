@@ -100,8 +100,7 @@ public enum BLASCore {
         return runningCore
     }
 
-    /// A 61×47×53 sgemm (odd sizes: the kernels' edge cases) equals a Double loop to within
-    /// 1e-5 of Σ|a||b| per element (float rounding over k = 53 terms stays below 53 × 6e-8).
+    /// A 61×47×53 sgemm (odd sizes: the kernels' edge cases) equals a Double loop (`matches`).
     static func sgemmIsCorrect() -> Bool {
         let m = 61, n = 47, k = 53
         let a = (0..<m * k).map { Float(($0 * 7919) % 201 - 100) / 64 }
@@ -109,6 +108,12 @@ public enum BLASCore {
         var c = [Float](repeating: .nan, count: m * n)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(n), blasint(k), 1, a, blasint(k),
                     b, blasint(n), 0, &c, blasint(n))
+        return matches(c, a, b, m: m, n: n, k: k)
+    }
+
+    /// Whether row-major c[m×n] = a[m×k]·b[k×n] to within 1e-5 of Σ|a||b| per element (float
+    /// rounding over k terms stays below k × 6e-8 of it; a wrong kernel is off by order 1).
+    static func matches(_ c: [Float], _ a: [Float], _ b: [Float], m: Int, n: Int, k: Int) -> Bool {
         for i in 0..<m {
             for j in 0..<n {
                 var sum = 0.0, magnitude = 0.0
