@@ -83,8 +83,24 @@ struct Evaluate: ParsableCommand {
 }
 
 struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Describe a saved model (JSON).")
-    @Argument(help: "Model file.") var model: String
+    static let configuration = CommandConfiguration(
+        abstract: "Describe a saved model (JSON), or with --system this machine: CPU, BLAS core, kernels, threads.")
+    @Argument(help: "Model file.") var model: String?
+    @Flag(help: "Describe the system instead of a model (the OpenBLAS core is fixed first, see README).")
+    var system = false
+    @Flag(help: "With --system: the JSON object of reparo_system_info instead of text.")
+    var json = false
 
-    func run() throws { print(try Model.load(path: model).describe()) }
+    func validate() throws {
+        if system == (model != nil) { throw ValidationError("give a model file or --system (not both)") }
+        if json && !system { throw ValidationError("--json goes with --system (a model's description is JSON already)") }
+    }
+
+    func run() throws {
+        guard let model else {
+            print(json ? JSONWriter.text(ComputeEnvironment.json) : ComputeEnvironment.text)
+            return
+        }
+        print(try Model.load(path: model).describe())
+    }
 }

@@ -181,6 +181,7 @@ struct Reproduce: ParsableCommand {
         record["train_images"] = .int(train.count)
         record["cpu"] = .string(Self.cpuModel())
         record["blas_core"] = .string(ComputeEnvironment.blasCore)
+        record["blas_core_chooser"] = .string(ComputeEnvironment.blasCoreChooser)
         record["vector_kernels"] = .bool(ComputeEnvironment.vectorKernels)
         record["cores"] = .int(Parallel.cores)
         let json = JSONWriter.text(report.json(settings: JSONValue(record), seconds: total))
@@ -247,12 +248,9 @@ struct Reproduce: ParsableCommand {
         return settings.spec == Experiment.digitsSpec ? "4-conv CNN" : "custom spec"
     }
 
-    /// The CPU's model name from /proc/cpuinfo (Linux), or "unknown CPU".
+    /// The CPU's model name (cpuid, else /proc/cpuinfo), or "unknown CPU".
     static func cpuModel() -> String {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-              let colon = line.firstIndex(of: ":") else { return "unknown CPU" }
-        return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        CPUFeatures.current.model.isEmpty ? "unknown CPU" : CPUFeatures.current.model
     }
 
     /// `setting = value` when the option was given, after checking `value >= minimum`.

@@ -173,6 +173,24 @@ static reparo_status status_names(void) {
     return REPARO_OK;
 }
 
+/* reparo_system_info: the length alone, then the whole JSON object, then truncated. */
+static reparo_status system_info_text(void) {
+    static char text[8192];
+    size_t length = 0, full = 0;
+    reparo_status status = reparo_system_info(NULL, 0, &length);
+    if (status != REPARO_OK) return status;
+    if (length == 0 || length >= sizeof text) return FAIL_DETAIL("length %zu", length);
+    status = reparo_system_info(text, sizeof text, &full);
+    if (status != REPARO_OK) return status;
+    if (full != length || strlen(text) != length || text[0] != '{' || !strstr(text, "\"blas\":{") ||
+        !strstr(text, "\"chooser\":"))
+        return FAIL_DETAIL("length %zu then %zu, text %.60s", length, full, text);
+    status = reparo_system_info(text, 5, NULL);
+    if (status != REPARO_OK) return status;
+    if (strlen(text) != 4) return FAIL_DETAIL("not truncated to capacity-1 characters plus NUL");
+    return REPARO_OK;
+}
+
 static reparo_status describe_length_only(void) {
     reparo_status status = reparo_model_describe(g_model, NULL, 0, &g_length);
     if (status != REPARO_OK) return status;
@@ -368,6 +386,10 @@ static reparo_status dataset_free_garbage(void) {
       last_error_after_failure())                                                                              \
     X(status_name, "reparo_status_name", "known and unknown codes (-1, 8, INT32_MIN/MAX)", OK, NULL,           \
       status_names())                                                                                          \
+    X(system_info_null_buffer, "reparo_system_info", "buffer NULL with capacity 10", INV, "buffer",           \
+      reparo_system_info(NULL, 10, &g_length))                                                                 \
+    X(system_info_text, "reparo_system_info", "length only, the whole text, truncated", OK, NULL,             \
+      system_info_text())                                                                                      \
     /* reparo_model_create */                                                                                  \
     X(create_null_spec, "reparo_model_create", "spec_json NULL", INV, "spec_json",                            \
       reparo_model_create(NULL, 0, &g_out_model))                                                              \

@@ -3,7 +3,8 @@ import COpenBLAS
 
 /// OpenBLAS runs single-threaded (set once, process-wide): the engine splits large GEMMs over
 /// its own workers (`Parallel`), so BLAS threads never spin-wait against the engine's threads.
-let singleThreadedBLAS: Void = openblas_set_num_threads(1)
+/// The OpenBLAS core is fixed first (`BLASCore`).
+let singleThreadedBLAS: Void = { _ = BLASCore.prepared; openblas_set_num_threads(1) }()
 
 /// Wrappers over OpenBLAS sgemm, row-major throughout.
 public enum BLAS {

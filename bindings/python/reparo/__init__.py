@@ -14,9 +14,12 @@ Example::
 
 from __future__ import annotations
 
+import ctypes
+import json
+
 from . import _lib
 from .dataset import Dataset, load_dataset
-from .errors import ReparoError, Status
+from .errors import ReparoError, Status, check
 from .model import MAX_BATCH, Model
 from .trainer import EpochStats, StepResult, Trainer, fit_order
 
@@ -34,6 +37,7 @@ __all__ = [
     "library_path",
     "library_version",
     "load_dataset",
+    "system_info",
 ]
 
 #: The package version: REPARO_VERSION_STRING of include/reparo.h, the one place it is decided
@@ -50,3 +54,18 @@ def library_version() -> str:
 def library_path() -> str:
     """Path of the loaded shared library."""
     return str(_lib.LIBRARY_PATH)
+
+
+def system_info() -> dict:
+    """What Reparo runs on, as the engine reports it (``reparo_system_info``): a new dict with
+    ``"cpu"`` (vendor, model, features, level), ``"blas"`` (OpenBLAS config, the running
+    ``"core"``, the ``"detected_core"`` OpenBLAS had chosen, the ``"chooser"``: ``"openblas"``,
+    ``"user"`` (OPENBLAS_CORETYPE), ``"reparo"`` (fixed) or ``"forced"`` (REPARO_BLAS_CORE), and
+    the ``"reason"``), ``"kernels"``, ``"threads"`` and the ``"environment"`` variables. The first
+    call (or Reparo's first BLAS work) fixes a generic OpenBLAS core; see README, "CPU and BLAS".
+    """
+    length = ctypes.c_size_t()
+    check(_lib.reparo_system_info(None, 0, ctypes.byref(length)))
+    buffer = ctypes.create_string_buffer(length.value + 1)
+    check(_lib.reparo_system_info(buffer, len(buffer), ctypes.byref(length)))
+    return json.loads(buffer.value.decode("utf-8"))

@@ -109,6 +109,7 @@ FUNCTIONS: Dict[str, Tuple[List[Any], Any]] = {
     "reparo_version": ([], c_char_p),
     "reparo_last_error": ([], c_char_p),
     "reparo_status_name": ([reparo_status], c_char_p),
+    "reparo_system_info": ([POINTER(c_char), c_size_t, POINTER(c_size_t)], reparo_status),
     # Models
     "reparo_model_create": ([c_char_p, c_uint64, POINTER(reparo_model_p)], reparo_status),
     "reparo_model_load": ([c_char_p, POINTER(reparo_model_p)], reparo_status),
@@ -207,6 +208,7 @@ def _function(name: str) -> Any:
 reparo_version = _function("reparo_version")
 reparo_last_error = _function("reparo_last_error")
 reparo_status_name = _function("reparo_status_name")
+reparo_system_info = _function("reparo_system_info")
 reparo_model_create = _function("reparo_model_create")
 reparo_model_load = _function("reparo_model_load")
 reparo_model_save = _function("reparo_model_save")
