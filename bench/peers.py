@@ -66,6 +66,7 @@ def load_reparo(path: pathlib.Path) -> ctypes.CDLL:
         "reparo_model_clone": ([c_void_p, POINTER(c_void_p)], c_int32),
         "reparo_model_save": ([c_void_p, c_char_p], c_int32),
         "reparo_model_describe": ([c_void_p, c_char_p, c_size_t, POINTER(c_size_t)], c_int32),
+        "reparo_system_info": ([c_char_p, c_size_t, POINTER(c_size_t)], c_int32),
         "reparo_model_free": ([c_void_p], None),
         "reparo_infer": ([c_void_p, POINTER(c_float), c_int32, POINTER(c_float), c_size_t], c_int32),
         "reparo_trainer_create": ([c_void_p, c_void_p, c_char_p, POINTER(c_void_p)], c_int32),
@@ -281,6 +282,16 @@ def relative_error(reference: np.ndarray, value: np.ndarray) -> float:
     return float(np.max(np.abs(reference - value)) / max(np.max(np.abs(reference)), 1e-30))
 
 
+def system_info(lib: ctypes.CDLL) -> dict:
+    """reparo_system_info: CPU, kernel level, BLAS core (after Reparo's fix) and thread settings."""
+    capacity = 1 << 16
+    buffer = ctypes.create_string_buffer(capacity)
+    length = c_size_t(0)
+    if lib.reparo_system_info(buffer, capacity, ctypes.byref(length)) != 0:
+        return {}
+    return json.loads(buffer.value.decode())
+
+
 def machine() -> dict:
     model = "?"
     try:
@@ -376,7 +387,7 @@ def main() -> int:
         raise SystemExit(f"outputs disagree (max relative error {worst:.2e}); not timing different computations")
 
     results: dict = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                     "machine": machine(), "threads": THREADS, "batch": batch, "min_repetitions": reps,
+                     "machine": {**machine(), "system": system_info(reparo.lib)}, "threads": THREADS, "batch": batch, "min_repetitions": reps,
                      "versions": {"torch": torch.__version__, "onnxruntime": ort.__version__,
                                   "numpy": np.__version__, "python": platform.python_version()},
                      "flops": {name: d["flops"] for name, d in descriptions.items()},

@@ -105,7 +105,8 @@ def _throughput_ratios(paths: list[pathlib.Path]) -> dict[str, list[float]]:
 
 
 def table(runs: list[dict], throughput: list[pathlib.Path]) -> str:
-    machines = {(r.get("machine", {}).get("cpu"), r.get("machine", {}).get("blas_core")) for r in runs}
+    machines = {(r.get("machine", {}).get("cpu"),
+                 ((r.get("machine", {}).get("system") or {}).get("blas") or {}).get("core")) for r in runs}
     lines = ["| target | bound | median | spread | runs | status |", "|---|---:|---:|---:|---:|---|"]
     for name, bound, sense, extract in TARGETS:
         values = []

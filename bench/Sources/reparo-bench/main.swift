@@ -547,7 +547,9 @@ func inferenceLayerProfile(model: Model, label: String, batch: Int, settings: Se
 // MARK: main
 
 let settings = Settings.parse(Array(CommandLine.arguments.dropFirst()))
-let coreName = openblas_get_corename().map { String(cString: $0) } ?? "?"
+// Through the engine: it fixes a generic OpenBLAS core first (BLASCore), so the raw sgemm
+// baselines below run on the core the engine uses.
+let coreName = ComputeEnvironment.blasCore
 let config = openblas_get_config().map { String(cString: $0) } ?? "?"
 let environment = ProcessInfo.processInfo.environment
 print("# reparo-bench \(settings.command): threads \(settings.threads), batch \(settings.batch), ≥\(settings.repetitions) timed repetitions after warm-up, medians")
