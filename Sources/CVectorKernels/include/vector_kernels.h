@@ -9,13 +9,30 @@
 /// per call whether to use them. Every function here must only be called when
 /// `vector_kernels_available()` (or, in tests, `vector_kernels_cpu_supported()`) is 1.
 
-/// 1 when the kernels may be used: the CPU and OS support AVX-512F and this library was
-/// compiled with optimization (unoptimized, the GEMMs are ~40× slower than OpenBLAS, so debug
-/// builds keep OpenBLAS and the Swift loops; the kernels' own tests call them regardless).
+/// Instruction-set levels of the kernels, lowest first. `portable`: none of them run (OpenBLAS
+/// and the engine's Swift loops); `avx2`: the 256-bit AVX2+FMA versions; `avx512`: the AVX-512F
+/// versions.
+enum vector_kernels_level { vector_kernels_portable = 0, vector_kernels_avx2 = 1, vector_kernels_avx512 = 2 };
+
+/// The highest level the CPU and OS support (cpuid; `portable` on non-x86 CPUs).
+int vector_kernels_cpu_level(void);
+
+/// The level this process uses, chosen once at first call: REPARO_ISA (avx512, avx2, portable,
+/// auto) when set, clamped to `vector_kernels_cpu_level()` with a one-line warning on stderr
+/// (an unknown value warns and means auto), else the CPU's level. Always `portable` in a build
+/// compiled without optimization (unoptimized, the GEMMs are ~40× slower than OpenBLAS, so
+/// debug builds keep OpenBLAS and the Swift loops; the kernels' own tests call them regardless).
+/// Thread-safe.
+int vector_kernels_level(void);
+
+/// 1 when the kernels may be used: `vector_kernels_level()` is not `portable`.
 int vector_kernels_available(void);
 
 /// 1 when the CPU and OS support AVX-512F, whatever the build.
 int vector_kernels_cpu_supported(void);
+
+/// The CPU's brand string (cpuid; "" where unknown), NUL-terminated, cut to `capacity` bytes.
+void vector_kernels_cpu_name(char *name, int capacity);
 
 /// Row-major C[m×n] = op(A)·B, plus the old C when `accumulate` is nonzero (else C is only
 /// written: NaNs in it do not propagate, as with BLAS's beta = 0). op(A) is A [m×k] with row
