@@ -104,6 +104,33 @@ void crop_planes(const float *source, long planes, long height, long width, long
 /// fit an int (the caller checks height · width).
 void max_pool_2x2(const float *x, long planes, long height, long width, float *y, int *argmax);
 
+/// Every kernel of one level, for tests that call each level directly (the entry points above
+/// forward to the table of `vector_kernels_level()`).
+struct vector_kernels_table {
+    void (*narrow_sgemm)(int transpose_a, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+                         int accumulate, float *c, long ldc);
+    void (*narrow_sgemm_gathered)(long m, long n, long k, const float *a, long lda, const float *b,
+                                  const long *b_rows, int accumulate, float *c, long ldc);
+    void (*narrow_sgemm_abt)(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+                             int accumulate, float *c, long ldc);
+    void (*narrow_sgemm_abt_gathered)(long m, long n, long k, const float *a, long lda, const float *b,
+                                      const long *b_rows, long segments, long a_step, long b_step, int accumulate,
+                                      float *c, long ldc);
+    void (*unfold_row_stride1)(const float *x, const struct unfold_geometry *g, long row, long first_image,
+                               long image_count, float *out);
+    void (*fold_channel_stride1)(const float *columns, const struct unfold_geometry *g, long channel,
+                                 long first_image, long image_count, float *dx);
+    void (*pad_planes)(const float *source, long planes, long height, long width, long padding, float *padded);
+    void (*crop_planes)(const float *source, long planes, long height, long width, long row_stride,
+                        long plane_stride, const float *bias, float *target);
+    void (*max_pool_2x2)(const float *x, long planes, long height, long width, float *y, int *argmax);
+};
+
+/// The kernels of `level` (a `vector_kernels_level`; `portable`: plain C loops), or NULL when
+/// this build has none for it (avx2, avx512 on a non-x86 target). Calling a level above
+/// `vector_kernels_cpu_level()` is undefined (illegal instruction).
+const struct vector_kernels_table *vector_kernels_table_for(int level);
+
 /// The CPU the calling thread runs on (sched_getcpu; -1 where unknown). The worker pool uses
 /// it to notice when it shares a CPU with the thread it waits for.
 int vector_kernels_current_cpu(void);
