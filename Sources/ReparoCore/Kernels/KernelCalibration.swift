@@ -26,18 +26,19 @@ enum KernelCalibration {
     static func choice(_ key: String, candidates: Int, defaultChoice: Int, measure: () -> Int) -> Int {
         let fallback = min(max(defaultChoice, 0), max(candidates - 1, 0))
         guard enabled, candidates > 1 else { return fallback }
-        if let known = store.cached(key), known < candidates { return known }
-        let measured = measure()
-        return store.record(key, measured >= 0 && measured < candidates ? measured : fallback, candidates: candidates)
+        return store.choice(key, candidates: candidates, defaultChoice: fallback, measure: measure)
     }
 
     /// Whether choices are measured (`REPARO_CALIBRATION` is not "off"); read once.
     static let enabled: Bool = ProcessInfo.processInfo.environment["REPARO_CALIBRATION"] != "off"
 
-    /// The index of the fastest of `count` candidates: each `run(index)` is timed `rounds` times,
-    /// the candidates interleaved round by round (so a burst of noise hits all of them), and the
-    /// minimum time of each compared. `run` should do a fixed, small amount of work (≈ 0.1–1 ms).
-    static func fastest(_ count: Int, rounds: Int = 5, _ run: (Int) -> Void) -> Int {
+    /// The index of the fastest of `count` candidates, `preferred` unless another is faster by
+    /// more than `margin` (0.1: 10 %), so noise does not flip a near tie away from the default:
+    /// each `run(index)` is timed `rounds` times, the candidates interleaved round by round (a
+    /// burst of noise hits all of them), and the minimum time of each compared. `run` should do a
+    /// fixed, small amount of work (≈ 0.1–2 ms).
+    static func fastest(_ count: Int, preferred: Int = 0, margin: Double = 0.1, rounds: Int = 5,
+                        _ run: (Int) -> Void) -> Int {
         guard count > 1 else { return 0 }
         var best = [UInt64](repeating: .max, count: count)
         for candidate in 0..<count { run(candidate) }  // warm caches and lazy state
@@ -48,7 +49,9 @@ enum KernelCalibration {
                 best[candidate] = min(best[candidate], DispatchTime.now().uptimeNanoseconds &- start)
             }
         }
-        return best.indices.min { best[$0] < best[$1] } ?? 0
+        let fastest = best.indices.min { best[$0] < best[$1] } ?? 0
+        guard preferred >= 0, preferred < count, fastest != preferred else { return fastest }
+        return Double(best[fastest]) * (1 + margin) < Double(best[preferred]) ? fastest : preferred
     }
 
     /// What the persisted choices depend on: "<CPU brand>|<level>|<OpenBLAS core>|<version>".
@@ -74,45 +77,62 @@ enum KernelCalibration {
         return directory.appendingPathComponent("calibration-\(String(hash, radix: 16)).json")
     }
 
-    private static let store = ChoiceStore()
+    private static let store = CalibrationStore(file: file, machineKey: machineKey)
+}
 
-    /// The process's choices behind a lock, loaded from the file at first use.
-    private final class ChoiceStore: @unchecked Sendable {
-        private let lock = NSLock()
-        private var choices: [String: Int]?
+/// Kernel choices of one machine key: a lock-protected dictionary, loaded from `file` at first
+/// use and written back (atomically) when a choice is added (`KernelCalibration`).
+final class CalibrationStore: @unchecked Sendable {
+    private let lock = NSLock()
+    private var choices: [String: Int]?
+    /// The JSON file of the choices; nil: kept in memory only.
+    let file: URL?
+    let machineKey: String
 
-        func cached(_ key: String) -> Int? {
-            lock.lock()
-            defer { lock.unlock() }
-            if choices == nil { choices = KernelCalibration.readFile() }
-            return choices?[key]
-        }
-
-        /// Stores `value` unless a value is already known for `key` (in the process or, newly,
-        /// in the file), persists, and returns the value that holds.
-        func record(_ key: String, _ value: Int, candidates: Int) -> Int {
-            lock.lock()
-            defer { lock.unlock() }
-            var current = choices ?? [:]
-            if let known = current[key], known < candidates { return known }
-            // Another process may have written the file since it was read: its values win.
-            let onDisk = KernelCalibration.readFile()
-            for (name, stored) in onDisk where current[name] == nil { current[name] = stored }
-            if let known = current[key], known < candidates {
-                choices = current
-                return known
-            }
-            current[key] = value
-            choices = current
-            KernelCalibration.writeFile(current)
-            return value
-        }
+    init(file: URL?, machineKey: String) {
+        self.file = file
+        self.machineKey = machineKey
     }
 
-    /// The choices in this machine's file; empty when it is missing, unreadable, corrupt or
+    /// The stored choice for `key` when there is one below `candidates`; else `measure()`'s
+    /// (`defaultChoice` when out of range), stored unless another caller stored one first.
+    /// `measure` runs without the lock held.
+    func choice(_ key: String, candidates: Int, defaultChoice: Int, measure: () -> Int) -> Int {
+        if let known = cached(key), known < candidates { return known }
+        let measured = measure()
+        return record(key, measured >= 0 && measured < candidates ? measured : defaultChoice, candidates: candidates)
+    }
+
+    private func cached(_ key: String) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        if choices == nil { choices = readFile() }
+        return choices?[key]
+    }
+
+    /// Stores `value` unless a value is already known for `key` (in the process or, newly, in
+    /// the file: another process may have written it since it was read), persists, and returns
+    /// the value that holds.
+    private func record(_ key: String, _ value: Int, candidates: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        var current = choices ?? [:]
+        if let known = current[key], known < candidates { return known }
+        for (name, stored) in readFile() where current[name] == nil || name == key { current[name] = stored }
+        if let known = current[key], known < candidates {
+            choices = current
+            return known
+        }
+        current[key] = value
+        choices = current
+        writeFile(current)
+        return value
+    }
+
+    /// The choices in the file; empty when it is missing, unreadable, corrupt, too large or
     /// written for another machine key.
-    private static func readFile() -> [String: Int] {
-        guard let data = try? Data(contentsOf: file), data.count < 1 << 20,
+    private func readFile() -> [String: Int] {
+        guard let file, let data = try? Data(contentsOf: file), data.count < 1 << 20,
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               object["machine"] as? String == machineKey,
               let stored = object["choices"] as? [String: Any] else { return [:] }
@@ -125,17 +145,17 @@ enum KernelCalibration {
 
     /// Writes the file atomically (temporary file in the same directory + rename); failures
     /// (read-only home, no space) are ignored: the choices still hold for this process.
-    private static func writeFile(_ choices: [String: Int]) {
+    private func writeFile(_ choices: [String: Int]) {
+        guard let file else { return }
         let object: [String: Any] = ["machine": machineKey, "choices": choices]
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        let target = file
-        let temporary = target.deletingLastPathComponent()
-            .appendingPathComponent(".\(target.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max))")
+        let directory = file.deletingLastPathComponent()
+        let temporary = directory.appendingPathComponent(
+            ".\(file.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max))")
         do {
-            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(),
-                                                    withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             try data.write(to: temporary)
-            if rename(temporary.path, target.path) != 0 { try? FileManager.default.removeItem(at: temporary) }
+            if rename(temporary.path, file.path) != 0 { try? FileManager.default.removeItem(at: temporary) }
         } catch {
             try? FileManager.default.removeItem(at: temporary)
         }
