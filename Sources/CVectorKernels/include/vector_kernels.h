@@ -1,13 +1,22 @@
 #ifndef REPARO_VECTOR_KERNELS_H
 #define REPARO_VECTOR_KERNELS_H
 
-/// AVX-512 kernels for the shapes where OpenBLAS and scalar code lose efficiency: GEMMs with
-/// few rows (a pruned conv's 20–96 output channels) against many columns (batch × positions),
-/// and im2col / col2im rows built with masked vector loads and stores instead of one memcpy or
+/// Vector kernels for the shapes where OpenBLAS and scalar code lose efficiency: GEMMs with few
+/// rows (a pruned conv's 20–96 output channels) against many columns (batch × positions), and
+/// im2col / col2im rows built with masked vector loads and stores instead of one memcpy or
 /// memset per output row (which dominates on 2×2 … 8×8 feature maps). Internal to the engine
 /// (not part of the C API, include/reparo.h); ReparoCore's `BLAS` and `im2col`/`col2im` decide
-/// per call whether to use them. Every function here must only be called when
-/// `vector_kernels_available()` (or, in tests, `vector_kernels_cpu_supported()`) is 1.
+/// per call whether to use them.
+///
+/// Each kernel exists at three levels (`vector_kernels_level`): AVX-512F (narrow_gemm.c,
+/// narrow_gemm_abt.c, unfold.c, padded_planes.c, max_pool.c), AVX2+FMA (the *_avx2.c files:
+/// 256-bit, tiles sized for 16 registers) and plain C (kernels_portable.c, the only one compiled
+/// on non-x86 targets; scripts/check_arm64.sh cross-compiles them for arm64). The entry points
+/// below forward to the level chosen once per process (cpuid, REPARO_ISA; kernel_dispatch.c);
+/// the engine calls them only when `vector_kernels_available()` is 1, i.e. at the avx512 or
+/// avx2 level (at the portable level OpenBLAS and the Swift loops are faster than plain C).
+/// Functions carry target("avx512f") / target("avx2,fma") attributes rather than the files
+/// being compiled with -mavx512f, so the library still loads and runs on any x86-64 CPU.
 
 /// Instruction-set levels of the kernels, lowest first. `portable`: none of them run (OpenBLAS
 /// and the engine's Swift loops); `avx2`: the 256-bit AVX2+FMA versions; `avx512`: the AVX-512F
@@ -39,7 +48,7 @@ void vector_kernels_cpu_name(char *name, int capacity);
 /// stride `lda`, or, when `transpose_a` is nonzero, the transpose of A [k×m] (stride `lda`).
 /// B is [k×n] with row stride `ldb`, C [m×n] with `ldc`. Single-threaded. Each C element is
 /// summed over k in ascending order, in blocks of 256, whatever m and n: splitting C into
-/// pieces does not change results.
+/// pieces does not change results (and the avx512 and avx2 levels give the same bits).
 void narrow_sgemm(int transpose_a, long m, long n, long k, const float *a, long lda,
                   const float *b, long ldb, int accumulate, float *c, long ldc);
 
@@ -52,8 +61,8 @@ void narrow_sgemm_gathered(long m, long n, long k, const float *a, long lda, con
 /// Row-major C[m×n] = A·Bᵀ (plus the old C when `accumulate` is nonzero), A [m×k] and
 /// B [n×k] with row strides `lda`, `ldb`: both operands have the summed dimension contiguous,
 /// as in a conv's weight gradient dY·colsᵀ. Single-threaded. Each C element is a 16-lane
-/// partial sum over k in ascending order, reduced in a fixed order: splitting C into pieces
-/// does not change results.
+/// (avx512) or 8-lane (avx2) partial sum over k in ascending order (one sum at the portable
+/// level), reduced in a fixed order: splitting C into pieces does not change results.
 void narrow_sgemm_abt(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
                       int accumulate, float *c, long ldc);
 
