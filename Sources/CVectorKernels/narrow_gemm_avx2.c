@@ -22,10 +22,14 @@ static inline void tile(const int rows, const enum operand_layout layout, const 
     const int transposed = layout == transposed_a;
     const __m256i low_mask = lane_vector(low_lanes), high_mask = lane_vector(high_lanes);
     __m256 low[tile_rows], high[tile_rows];
+    // Each row of A through its own pointer: computed as a + i·lda inside the loop, the
+    // addresses became a chain of dependent adds that capped the loop below the FMA rate.
+    const float *a_rows[tile_rows];
     _Pragma("clang loop unroll(full)")
     for (int i = 0; i < rows; i++) {
         low[i] = _mm256_setzero_ps();
         high[i] = _mm256_setzero_ps();
+        a_rows[i] = transposed ? a + i : a + i * lda;
     }
     for (long p = 0; p < depth; p++) {
         const float *b_row = layout == gathered_b ? b + b_rows[p] : b + p * ldb;
@@ -33,7 +37,7 @@ static inline void tile(const int rows, const enum operand_layout layout, const 
         const __m256 b_high = full ? _mm256_loadu_ps(b_row + 8) : _mm256_maskload_ps(b_row + 8, high_mask);
         _Pragma("clang loop unroll(full)")
         for (int i = 0; i < rows; i++) {
-            const __m256 a_broadcast = _mm256_broadcast_ss(transposed ? &a[p * lda + i] : &a[i * lda + p]);
+            const __m256 a_broadcast = _mm256_broadcast_ss(transposed ? &a_rows[i][p * lda] : &a_rows[i][p]);
             low[i] = _mm256_fmadd_ps(a_broadcast, b_low, low[i]);
             high[i] = _mm256_fmadd_ps(a_broadcast, b_high, high[i]);
         }
