@@ -30,7 +30,7 @@ struct ConvolutionGeometry {
                         output_height: outputHeight, output_width: outputWidth)
     }
 
-    /// Whether the AVX-512 im2col/col2im rows apply (stride 1, kernels available).
+    /// Whether the vector im2col/col2im rows apply (stride 1, AVX-512 or AVX2 kernels available).
     var usesVectorKernels: Bool { stride == 1 && VectorKernels.available }
 
     @inline(__always)
@@ -63,7 +63,7 @@ func im2col(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<I
     }
 }
 
-/// `im2col` in Swift loops (any stride; the fallback without AVX-512, and the tests' oracle for
+/// `im2col` in Swift loops (any stride; the fallback at the portable kernel level, and the tests' oracle for
 /// the vector rows).
 func im2colScalar(_ x: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<Int>,
                   _ columns: UnsafeMutablePointer<Float>, parallel: Bool) {
@@ -132,7 +132,7 @@ func col2im(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: R
     }
 }
 
-/// `col2im` in Swift loops (any stride; the fallback without AVX-512, and the tests' oracle).
+/// `col2im` in Swift loops (any stride; the fallback at the portable kernel level, and the tests' oracle).
 func col2imScalar(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, images: Range<Int>,
                   _ dx: UnsafeMutablePointer<Float>, parallel: Bool) {
     let ncols = images.count * g.outputSpatial
