@@ -24,8 +24,9 @@ let package = Package(
         // zlib's inflate, for gzip'd IDX dataset files (Debian: zlib1g-dev).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib",
                        providers: [.apt(["zlib1g-dev"])]),
-        // AVX-512 kernels (narrow GEMMs, stride-1 im2col/col2im) chosen per call by ReparoCore
-        // over OpenBLAS and its Swift loops; dispatched at run time, so still portable.
+        // Narrow GEMMs, stride-1 im2col/col2im, pooling and the Winograd transforms in AVX-512,
+        // AVX2+FMA and portable C; the level is chosen once at run time from cpuid (or REPARO_ISA)
+        // and ReparoCore routes each call between them and OpenBLAS.
         .target(name: "CVectorKernels"),
         // include/reparo.h as a Clang module (Sources/CReparo/include links to it): the C ABI's
         // Swift code uses its types and codes, ReparoCore its version macros.

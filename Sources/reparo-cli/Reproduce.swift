@@ -86,7 +86,7 @@ struct Reproduce: ParsableCommand {
                 "spec": resolved.json,
                 "epochs": .int(settings.teacherEpochs), "lr": .double(settings.teacherLearningRate), "schedule": "cosine",
                 "batch_size": .int(settings.batchSize), "seed": .int(0), "validation": .int(validation), "train_images": .int(train.count),
-                "blas_core": .string(ComputeEnvironment.blasCore), "vector_kernels": .bool(ComputeEnvironment.vectorKernels),
+                "blas_core": .string(ComputeEnvironment.blasCore), "kernel_isa": .string(ComputeEnvironment.kernelISA),
             ], dataset: dataset)
             if !retrainTeacher, let (model, accuracy) = cache.load() {
                 dense = model
@@ -182,7 +182,7 @@ struct Reproduce: ParsableCommand {
         record["cpu"] = .string(Self.cpuModel())
         record["blas_core"] = .string(ComputeEnvironment.blasCore)
         record["blas_core_chooser"] = .string(ComputeEnvironment.blasCoreChooser)
-        record["vector_kernels"] = .bool(ComputeEnvironment.vectorKernels)
+        record["kernel_isa"] = .string(ComputeEnvironment.kernelISA)
         record["cores"] = .int(Parallel.cores)
         let json = JSONWriter.text(report.json(settings: JSONValue(record), seconds: total))
         try json.write(toFile: outDir + "/reproduce.json", atomically: true, encoding: .utf8)

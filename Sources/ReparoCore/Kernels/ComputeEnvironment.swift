@@ -2,8 +2,8 @@ import COpenBLAS
 import Foundation
 
 /// What a run's numbers depend on beyond its settings: the OpenBLAS kernel core (chosen by
-/// OpenBLAS from the CPU, by the user, or fixed by Reparo, see `BLASCore`) and whether Reparo's
-/// AVX-512 kernels run. Each sums in its own order, so results repeat bit for bit within one
+/// OpenBLAS from the CPU, by the user, or fixed by Reparo, see `BLASCore`) and the instruction
+/// set of Reparo's own kernels (AVX-512, AVX2+FMA or portable C, see `VectorKernels`). Each sums in its own order, so results repeat bit for bit within one
 /// environment and differ in the last bits — and, through training, in the trajectory — across
 /// them. `json` is what `reparo_system_info` and `reparo info --system` report.
 public enum ComputeEnvironment {
@@ -19,15 +19,13 @@ public enum ComputeEnvironment {
         return BLASCore.prepared.chooser.rawValue
     }
 
-    /// Whether Reparo's AVX-512 kernels run in this process (`VectorKernels.available`).
-    public static var vectorKernels: Bool { VectorKernels.available }
+    /// The instruction set of Reparo's own kernels in this process: "avx512", "avx2" or
+    /// "portable" (the CPU's best, or lower when `REPARO_ISA` asks; see `VectorKernels`).
+    public static var kernelISA: String { VectorKernels.instructionSet.rawValue }
 
-    /// The instruction set of Reparo's own kernels.
-    public static var kernelISA: String { VectorKernels.available ? "avx512" : "portable" }
-
-    /// "OpenBLAS core Cooperlake (openblas), AVX-512 kernels on".
+    /// "OpenBLAS core Cooperlake (openblas), kernels avx512".
     public static var summary: String {
-        "OpenBLAS core \(blasCore) (\(blasCoreChooser)), AVX-512 kernels \(vectorKernels ? "on" : "off")"
+        "OpenBLAS core \(blasCore) (\(blasCoreChooser)), kernels \(kernelISA)"
     }
 
     private static func environment(_ name: String) -> JSONValue {

@@ -4,8 +4,8 @@ A conv net whose layers take every vector-kernel path — a 20×20 "same" 3×3 c
 implicit GEMM: narrow_sgemm_gathered, pad/crop planes), 2×2 max pooling, 10×10 and 5×5 convs
 (stride-1 im2col/col2im rows, narrow GEMMs op(A)·B, Wᵀ·dY and dY·colsᵀ) — runs in one
 subprocess per level (the level is read once per process): inference, three SGD steps with
-BatchNorm in training mode, inference again, and the trained weights saved. The engine's
-private `vector_kernels_level` symbol confirms the level in use; a level above the CPU's is
+BatchNorm in training mode, inference again, and the trained weights saved.
+`reparo.system_info()["kernels"]["isa"]` confirms the level in use; a level above the CPU's is
 clamped with a warning, which is checked too.
 
 Oracles and tolerances (measured values are printed; run with -s):
@@ -35,8 +35,7 @@ from conftest import PACKAGE_ROOT, relative_error
 torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 
 TOLERANCE = 1e-4
-LEVELS = ["avx512", "avx2", "portable"]  # vector_kernels_level(): 2, 1, 0
-LEVEL_NUMBERS = {"portable": 0, "avx2": 1, "avx512": 2}
+LEVELS = ["avx512", "avx2", "portable"]
 
 SPEC: Dict[str, Any] = {
     "input": [3, 20, 20],
@@ -63,7 +62,6 @@ SCRIPT = r"""
 import json, pathlib, sys
 import numpy as np
 import reparo
-from reparo import _lib
 
 spec, out = json.loads(sys.argv[1]), pathlib.Path(sys.argv[2])
 rng = np.random.default_rng(19)
@@ -77,7 +75,7 @@ losses = [trainer.step(images, labels).loss for _ in range(3)]
 after = model.infer(images)
 model.save(out / "trained.safetensors")
 np.savez(out / "results.npz", images=images, before=before, after=after, losses=np.array(losses))
-print(json.dumps({"level": int(_lib.lib.vector_kernels_level())}))
+print(json.dumps({"level": reparo.system_info()["kernels"]["isa"]}))
 """
 
 
@@ -126,7 +124,7 @@ def test_level_in_use(runs: Dict[str, Dict[str, Any]]) -> None:
     for level, run in runs.items():
         expected = level if supported(level, flags) else highest
         print(f"REPARO_ISA={level}: level {run['level']}")
-        assert run["level"] == LEVEL_NUMBERS[expected], level
+        assert run["level"] == expected, level
         clamped = "not supported by this CPU" in run["stderr"]
         assert clamped == (expected != level), run["stderr"]
 
@@ -170,9 +168,9 @@ def test_unknown_value_means_auto(tmp_path: pathlib.Path) -> None:
     highest = next(level for level in LEVELS if supported(level, flags))
     env = dict(os.environ, REPARO_ISA="sse9", REPARO_CACHE_DIR=str(tmp_path),
                PYTHONPATH=str(PACKAGE_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    script = "from reparo import _lib; print(int(_lib.lib.vector_kernels_level()))"
+    script = "import reparo; print(reparo.system_info()['kernels']['isa'])"
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert int(run.stdout.strip()) == LEVEL_NUMBERS[highest]
+    assert run.stdout.strip() == highest
     warnings = [line for line in run.stderr.splitlines() if "REPARO_ISA" in line]
     assert warnings == ["reparo: REPARO_ISA=sse9 is not avx512, avx2, portable or auto; using auto"], run.stderr
