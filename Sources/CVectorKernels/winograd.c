@@ -97,23 +97,30 @@ void winograd_f2_input(const float *x, long channels, long height, long width, l
     }
 }
 
-/// The 2×2 output tile [y00, y01, y10, y11] = Aᵀ·m·A + bias (rectified when asked) of the 16
-/// values m[ξ·stride], Aᵀ = [1 1 1 0; 0 1 −1 −1].
-static inline __attribute__((always_inline)) void output_tile(const float *m, long stride, float bias, int rectify,
-                                                              float a[4]) {
-    float q[16];
-    for (int e = 0; e < 16; e++) q[e] = m[e * stride];
-    float r0[4], r1[4];
+/// Output tiles j0 … j0 + L − 1 (L ≤ 16) of one channel: a[q][l] = (Aᵀ·m·A)[q] + bias (rectified when
+/// asked) of tile j0 + l, q = y00, y01, y10, y11, from m[ξ·stride + j0 + l], Aᵀ = [1 1 1 0; 0 1 −1 −1].
+/// Contiguous runs of 16 so the loops vectorize; a shorter run computes the same sums in the same order.
+static inline __attribute__((always_inline)) void output_tiles(const float *restrict m, long stride, long j0, long count,
+                                                               float bias, int rectify, float a[4][16]) {
+    float r0[4][16], r1[4][16];
     for (int e = 0; e < 4; e++) {
-        r0[e] = q[e] + q[4 + e] + q[8 + e];
-        r1[e] = q[4 + e] - q[8 + e] - q[12 + e];
+        const float *q0 = m + e * stride + j0, *q1 = m + (4 + e) * stride + j0;
+        const float *q2 = m + (8 + e) * stride + j0, *q3 = m + (12 + e) * stride + j0;
+        for (long l = 0; l < count; l++) {
+            r0[e][l] = q0[l] + q1[l] + q2[l];
+            r1[e][l] = q1[l] - q2[l] - q3[l];
+        }
     }
-    a[0] = r0[0] + r0[1] + r0[2] + bias;
-    a[1] = r0[1] - r0[2] - r0[3] + bias;
-    a[2] = r1[0] + r1[1] + r1[2] + bias;
-    a[3] = r1[1] - r1[2] - r1[3] + bias;
+    for (long l = 0; l < count; l++) {
+        a[0][l] = r0[0][l] + r0[1][l] + r0[2][l] + bias;
+        a[1][l] = r0[1][l] - r0[2][l] - r0[3][l] + bias;
+        a[2][l] = r1[0][l] + r1[1][l] + r1[2][l] + bias;
+        a[3][l] = r1[1][l] - r1[2][l] - r1[3][l] + bias;
+    }
     if (rectify) {
-        for (int e = 0; e < 4; e++) a[e] = a[e] > 0 ? a[e] : 0;
+        for (int q = 0; q < 4; q++) {
+            for (long l = 0; l < count; l++) a[q][l] = a[q][l] > 0 ? a[q][l] : 0;
+        }
     }
 }
 
@@ -131,32 +138,39 @@ void winograd_f2_output(const float *m, long output_channels, long output_height
         while (tile < first + count) {
             const long n = tile / tiles_per_image, th = (tile % tiles_per_image) / tiles_w, tw = tile % tiles_w;
             const long end = tw + (first + count - tile < tiles_w - tw ? first + count - tile : tiles_w - tw);
-            const float *mj = row + (tile - first) - tw;
             float *y0 = y + ((n * output_channels + co) * output_height + 2 * th) * output_width;
             float *y1 = y0 + output_width;
             // The last tile of an odd-width row has one output column, of an odd-height plane one row.
-            const long split = end < full_w ? end : full_w;
-            if (2 * th + 1 < output_height) {
-                for (long j = tw; j < split; j++) {
-                    float a[4];
-                    output_tile(mj + j, xi_stride, b0, rectify, a);
-                    y0[2 * j] = a[0];
-                    y0[2 * j + 1] = a[1];
-                    y1[2 * j] = a[2];
-                    y1[2 * j + 1] = a[3];
+            const int second_row = 2 * th + 1 < output_height;
+            for (long j0 = tw; j0 < end; j0 += 16) {
+                const long count_j = end - j0 < 16 ? end - j0 : 16;
+                float a[4][16];
+                if (count_j == 16) {
+                    output_tiles(row + (tile - first) - tw, xi_stride, j0, 16, b0, rectify, a);
+                } else {
+                    output_tiles(row + (tile - first) - tw, xi_stride, j0, count_j, b0, rectify, a);
                 }
-                for (long j = split > tw ? split : tw; j < end; j++) {
-                    float a[4];
-                    output_tile(mj + j, xi_stride, b0, rectify, a);
-                    y0[2 * j] = a[0];
-                    y1[2 * j] = a[2];
-                }
-            } else {
-                for (long j = tw; j < end; j++) {
-                    float a[4];
-                    output_tile(mj + j, xi_stride, b0, rectify, a);
-                    y0[2 * j] = a[0];
-                    if (j < full_w) y0[2 * j + 1] = a[1];
+                if (j0 + count_j <= full_w) {
+                    for (long l = 0; l < count_j; l++) {
+                        y0[2 * (j0 + l)] = a[0][l];
+                        y0[2 * (j0 + l) + 1] = a[1][l];
+                    }
+                    if (second_row) {
+                        for (long l = 0; l < count_j; l++) {
+                            y1[2 * (j0 + l)] = a[2][l];
+                            y1[2 * (j0 + l) + 1] = a[3][l];
+                        }
+                    }
+                } else {
+                    for (long l = 0; l < count_j; l++) {
+                        const long j = j0 + l;
+                        y0[2 * j] = a[0][l];
+                        if (j < full_w) y0[2 * j + 1] = a[1][l];
+                        if (second_row) {
+                            y1[2 * j] = a[2][l];
+                            if (j < full_w) y1[2 * j + 1] = a[3][l];
+                        }
+                    }
                 }
             }
             tile += end - tw;

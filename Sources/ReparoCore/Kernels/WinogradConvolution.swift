@@ -121,12 +121,16 @@ struct WinogradConvolution: Equatable {
     /// is about flat beyond it, and the first large-batch inference stays short.
     static let measuredImages = 16
 
-    /// Tiles per block: V [16, Cin, T] and M [16, Cout, T] take ≈ 1 MiB together, at least 32
-    /// tiles (a GEMM needs some width), at most the whole batch, and for several blocks a
-    /// multiple of the groups so the groups get equal work.
+    /// Tiles per block: V [16, Cin, T] and M [16, Cout, T] take ≈ 1 MiB together (in cache
+    /// between the transforms and the GEMMs), at least 32 tiles, and at least 4·Cin·Cout/(Cin + Cout):
+    /// every block's GEMMs read (and OpenBLAS packs) all of U, 16·Cin·Cout floats, which must
+    /// stay small beside the block's 16·(Cin + Cout)·T (on the 512-channel layers U is 16 MiB:
+    /// with 32-tile blocks its packing took more time than the products). At most the whole
+    /// batch; for several blocks a multiple of the groups, so the groups get equal work.
     func blockTiles(batch: Int) -> Int {
         let tiles = batch * tilesPerImage
-        let target = max(32, (1 << 18) / (16 * (inputChannels + outputChannels)))
+        let channels = inputChannels + outputChannels
+        let target = max(32, (1 << 18) / (16 * channels), 4 * inputChannels * outputChannels / channels)
         var blocks = max(1, (tiles + target - 1) / target)
         let groups = min(blocks, Parallel.reductionGroups)
         blocks = (blocks + groups - 1) / groups * groups
