@@ -99,7 +99,8 @@ struct WinogradConvolution: Equatable {
         let y = try FloatBuffer(count: images * conv.outputShape.count)
         var generator = SeededGenerator(seed: 19)
         for i in 0..<x.count { x.pointer[i] = generator.nextUniform() }
-        let direct = try conv.makeCache(batch: images, training: false, path: conv.path(batch: images))
+        // The direct path the whole batch would take (the small-plane one starts at 64 images).
+        let direct = try conv.makeCache(batch: images, training: false, path: conv.path(batch: batch))
         let winograd = try Workspace(plan: WinogradConvolution(conv: conv), batch: images)
         let bias = conv.bias.map { UnsafePointer($0.value.pointer) }
         let weight = UnsafePointer(conv.weight.value.pointer)
