@@ -15,6 +15,8 @@ if [ "${1:-}" = "--tests" ]; then
     modules+=(pytest safetensors torch onnx onnxruntime onnxscript)
 fi
 packages=(libopenblas-dev zlib1g-dev pkg-config dataset-fashion-mnist)
+# The arm64 C sysroot of scripts/check_arm64.sh (the tests cross-compile the kernels for arm64).
+[ "${1:-}" = "--tests" ] && packages+=(libc6-dev-arm64-cross)
 # Debian's own python3 makes virtual environments only with python3-venv.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then

@@ -14,6 +14,8 @@ echo "== Swift tests"
 # on an AVX-512 CPU.
 swift build --build-tests -Xcc -O2
 REPARO_EXPECT_VECTOR_KERNELS=1 swift test --skip-build
+echo "== arm64 cross-compile check (C kernels, x86-only constructs)"
+bash scripts/check_arm64.sh
 echo "== Release library and CLI"
 bash scripts/build.sh
 echo "== Python, C examples, README"

@@ -1,7 +1,8 @@
 // 2×2, stride-2 max pooling (VGG's, every pool of a CIFAR VGG) with masked 16-float vectors:
 // 16 outputs of a row from two 32-float input rows, split into even and odd columns by
 // permutes. The scalar loop it replaces compared one element at a time (≈ 4 GB/s).
-#include "vector_kernels.h"
+#if defined(__x86_64__)
+#include "kernel_levels.h"
 
 #include <immintrin.h>
 
@@ -22,7 +23,7 @@ static inline void challenge(__m512 *best, __m512i *where, __m512 candidate, int
 }
 
 __attribute__((target("avx512f")))
-void max_pool_2x2(const float *x, long planes, long height, long width, float *y, int *argmax) {
+void max_pool_2x2_avx512(const float *x, long planes, long height, long width, float *y, int *argmax) {
     const long output_height = height / 2, output_width = width / 2;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -56,3 +57,4 @@ void max_pool_2x2(const float *x, long planes, long height, long width, float *y
         }
     }
 }
+#endif

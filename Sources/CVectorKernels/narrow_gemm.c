@@ -11,7 +11,8 @@
 //
 // Functions carry target("avx512f") rather than the file being compiled with -mavx512f, so
 // the library still loads and runs (on OpenBLAS) on CPUs without AVX-512.
-#include "vector_kernels.h"
+#if defined(__x86_64__)
+#include "kernel_levels.h"
 
 #include <immintrin.h>
 
@@ -113,12 +114,13 @@ static void multiply(enum operand_layout layout, long m, long n, long k, const f
     }
 }
 
-void narrow_sgemm(int transpose_a, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+void narrow_sgemm_avx512(int transpose_a, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
                   int accumulate, float *c, long ldc) {
     multiply(transpose_a ? transposed_a : plain, m, n, k, a, lda, b, ldb, 0, accumulate, c, ldc);
 }
 
-void narrow_sgemm_gathered(long m, long n, long k, const float *a, long lda, const float *b, const long *b_rows,
+void narrow_sgemm_gathered_avx512(long m, long n, long k, const float *a, long lda, const float *b, const long *b_rows,
                            int accumulate, float *c, long ldc) {
     multiply(gathered_b, m, n, k, a, lda, b, 0, b_rows, accumulate, c, ldc);
 }
+#endif

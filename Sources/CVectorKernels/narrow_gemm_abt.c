@@ -7,7 +7,8 @@
 // in the shapes this kernel is chosen for) streams from L2. The row loops carry
 // unroll(full): with the segment loop around them clang stopped unrolling them on its own,
 // and the spilled accumulators halved the speed.
-#include "vector_kernels.h"
+#if defined(__x86_64__)
+#include "kernel_levels.h"
 
 #include <immintrin.h>
 
@@ -108,13 +109,14 @@ static void multiply_transposed(long m, long n, long k, const float *a, long lda
     }
 }
 
-void narrow_sgemm_abt(long m, long n, long k, const float *a, long lda, const float *b, long ldb, int accumulate,
+void narrow_sgemm_abt_avx512(long m, long n, long k, const float *a, long lda, const float *b, long ldb, int accumulate,
                       float *c, long ldc) {
     multiply_transposed(m, n, k, a, lda, b, ldb, 0, 1, 0, 0, accumulate, c, ldc);
 }
 
-void narrow_sgemm_abt_gathered(long m, long n, long k, const float *a, long lda, const float *b,
+void narrow_sgemm_abt_gathered_avx512(long m, long n, long k, const float *a, long lda, const float *b,
                                const long *b_row_offsets, long segments, long a_step, long b_step, int accumulate,
                                float *c, long ldc) {
     multiply_transposed(m, n, k, a, lda, b, 0, b_row_offsets, segments, a_step, b_step, accumulate, c, ldc);
 }
+#endif

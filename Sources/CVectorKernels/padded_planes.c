@@ -1,6 +1,7 @@
 // Copies between compact planes [C, H, W] and padded-width layouts (see the header), row by
 // row with masked 16-float vectors: rows here are 2–64 floats, too short for memcpy calls.
-#include "vector_kernels.h"
+#if defined(__x86_64__)
+#include "kernel_levels.h"
 
 #include <immintrin.h>
 
@@ -9,7 +10,7 @@ static inline __mmask16 first_lanes(long lanes) {
 }
 
 __attribute__((target("avx512f")))
-void pad_planes(const float *source, long planes, long height, long width, long padding, float *padded) {
+void pad_planes_avx512(const float *source, long planes, long height, long width, long padding, float *padded) {
     const long padded_width = width + 2 * padding;
     const long padded_plane = (height + 2 * padding) * padded_width;
     for (long plane = 0; plane < planes; plane++) {
@@ -25,7 +26,7 @@ void pad_planes(const float *source, long planes, long height, long width, long 
 }
 
 __attribute__((target("avx512f")))
-void crop_planes(const float *source, long planes, long height, long width, long row_stride, long plane_stride,
+void crop_planes_avx512(const float *source, long planes, long height, long width, long row_stride, long plane_stride,
                  const float *bias, float *target) {
     for (long plane = 0; plane < planes; plane++) {
         const __m512 offset = _mm512_set1_ps(bias ? bias[plane] : 0.0f);
@@ -40,3 +41,4 @@ void crop_planes(const float *source, long planes, long height, long width, long
         }
     }
 }
+#endif

@@ -6,7 +6,8 @@
 // the line is safe), and a masked store writes the row's width: two instructions per 16
 // outputs instead of a memset + memcpy + memset call per row. Planes at most 8 wide put
 // several rows in one vector (`rows_per_vector`): a 4×4 plane is one load and one store per tap.
-#include "vector_kernels.h"
+#if defined(__x86_64__)
+#include "kernel_levels.h"
 
 #include <immintrin.h>
 #include <stdint.h>
@@ -52,7 +53,7 @@ static inline float *shifted_mutable(float *line, long offset) {
 }
 
 __attribute__((target("avx512f")))
-void unfold_row_stride1(const float *x, const struct unfold_geometry *g, long row, long first_image,
+void unfold_row_stride1_avx512(const float *x, const struct unfold_geometry *g, long row, long first_image,
                         long image_count, float *out) {
     const long kernel_area = g->kernel_height * g->kernel_width;
     const long channel = row / kernel_area;
@@ -98,7 +99,7 @@ void unfold_row_stride1(const float *x, const struct unfold_geometry *g, long ro
 }
 
 __attribute__((target("avx512f")))
-void fold_channel_stride1(const float *columns, const struct unfold_geometry *g, long channel, long first_image,
+void fold_channel_stride1_avx512(const float *columns, const struct unfold_geometry *g, long channel, long first_image,
                           long image_count, float *dx) {
     const long kernel_area = g->kernel_height * g->kernel_width;
     const long plane = g->input_height * g->input_width;
@@ -151,3 +152,4 @@ void fold_channel_stride1(const float *columns, const struct unfold_geometry *g,
         }
     }
 }
+#endif

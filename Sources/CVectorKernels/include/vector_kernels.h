@@ -9,13 +9,30 @@
 /// per call whether to use them. Every function here must only be called when
 /// `vector_kernels_available()` (or, in tests, `vector_kernels_cpu_supported()`) is 1.
 
-/// 1 when the kernels may be used: the CPU and OS support AVX-512F and this library was
-/// compiled with optimization (unoptimized, the GEMMs are ~40× slower than OpenBLAS, so debug
-/// builds keep OpenBLAS and the Swift loops; the kernels' own tests call them regardless).
+/// Instruction-set levels of the kernels, lowest first. `portable`: none of them run (OpenBLAS
+/// and the engine's Swift loops); `avx2`: the 256-bit AVX2+FMA versions; `avx512`: the AVX-512F
+/// versions.
+enum vector_kernels_level { vector_kernels_portable = 0, vector_kernels_avx2 = 1, vector_kernels_avx512 = 2 };
+
+/// The highest level the CPU and OS support (cpuid; `portable` on non-x86 CPUs).
+int vector_kernels_cpu_level(void);
+
+/// The level this process uses, chosen once at first call: REPARO_ISA (avx512, avx2, portable,
+/// auto) when set, clamped to `vector_kernels_cpu_level()` with a one-line warning on stderr
+/// (an unknown value warns and means auto), else the CPU's level. Always `portable` in a build
+/// compiled without optimization (unoptimized, the GEMMs are ~40× slower than OpenBLAS, so
+/// debug builds keep OpenBLAS and the Swift loops; the kernels' own tests call them regardless).
+/// Thread-safe.
+int vector_kernels_level(void);
+
+/// 1 when the kernels may be used: `vector_kernels_level()` is not `portable`.
 int vector_kernels_available(void);
 
 /// 1 when the CPU and OS support AVX-512F, whatever the build.
 int vector_kernels_cpu_supported(void);
+
+/// The CPU's brand string (cpuid; "" where unknown), NUL-terminated, cut to `capacity` bytes.
+void vector_kernels_cpu_name(char *name, int capacity);
 
 /// Row-major C[m×n] = op(A)·B, plus the old C when `accumulate` is nonzero (else C is only
 /// written: NaNs in it do not propagate, as with BLAS's beta = 0). op(A) is A [m×k] with row
@@ -86,6 +103,33 @@ void crop_planes(const float *source, long planes, long height, long width, long
 /// order (0,0), (0,1), (1,0), (1,1), or the first NaN, which wins over any number. Indices must
 /// fit an int (the caller checks height · width).
 void max_pool_2x2(const float *x, long planes, long height, long width, float *y, int *argmax);
+
+/// Every kernel of one level, for tests that call each level directly (the entry points above
+/// forward to the table of `vector_kernels_level()`).
+struct vector_kernels_table {
+    void (*narrow_sgemm)(int transpose_a, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+                         int accumulate, float *c, long ldc);
+    void (*narrow_sgemm_gathered)(long m, long n, long k, const float *a, long lda, const float *b,
+                                  const long *b_rows, int accumulate, float *c, long ldc);
+    void (*narrow_sgemm_abt)(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+                             int accumulate, float *c, long ldc);
+    void (*narrow_sgemm_abt_gathered)(long m, long n, long k, const float *a, long lda, const float *b,
+                                      const long *b_rows, long segments, long a_step, long b_step, int accumulate,
+                                      float *c, long ldc);
+    void (*unfold_row_stride1)(const float *x, const struct unfold_geometry *g, long row, long first_image,
+                               long image_count, float *out);
+    void (*fold_channel_stride1)(const float *columns, const struct unfold_geometry *g, long channel,
+                                 long first_image, long image_count, float *dx);
+    void (*pad_planes)(const float *source, long planes, long height, long width, long padding, float *padded);
+    void (*crop_planes)(const float *source, long planes, long height, long width, long row_stride,
+                        long plane_stride, const float *bias, float *target);
+    void (*max_pool_2x2)(const float *x, long planes, long height, long width, float *y, int *argmax);
+};
+
+/// The kernels of `level` (a `vector_kernels_level`; `portable`: plain C loops), or NULL when
+/// this build has none for it (avx2, avx512 on a non-x86 target). Calling a level above
+/// `vector_kernels_cpu_level()` is undefined (illegal instruction).
+const struct vector_kernels_table *vector_kernels_table_for(int level);
 
 /// The CPU the calling thread runs on (sched_getcpu; -1 where unknown). The worker pool uses
 /// it to notice when it shares a CPU with the thread it waits for.

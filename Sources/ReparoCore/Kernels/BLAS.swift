@@ -53,22 +53,20 @@ public enum BLAS {
         }
     }
 
-    /// Which GEMM runs a product of this shape (op(A) is m×k, op(B) k×n): the narrow AVX-512
-    /// kernels where they beat OpenBLAS, else OpenBLAS. Measured single-threaded on Zen 4
-    /// against OpenBLAS 0.3.21 (bench/README.md): op(A)·B is 1.1–2.1× faster for m ≤ 96 or a
-    /// small A (m·k ≤ 16384: the input-gradient GEMM Wᵀ·dY of a narrow layer), 1.0–1.1× at
-    /// m = 154 (whole-step A/B: 2 % faster with it), 0.85–0.95× for m ≥ 256; A·Bᵀ (a weight
-    /// gradient) is 1.1–2.6× faster for m ≤ 96 with a long k, 0.8–0.9× for m = 154. Both need
-    /// a full tile (32 columns; 16 values of k).
+    /// Which GEMM runs a product of this shape (op(A) is m×k, op(B) k×n): the narrow kernels
+    /// (AVX-512 or AVX2, `VectorKernels.instructionSet`) where they beat OpenBLAS on this machine
+    /// (`NarrowGemmThresholds`, calibrated at first use), else OpenBLAS. Both need a full tile
+    /// (32 columns; 16 values of k).
     enum Kernel: Equatable { case openBLAS, narrow, narrowTransposedB }
 
     @inline(__always)
     static func kernel(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, beta: Float) -> Kernel {
         guard VectorKernels.available, alpha == 1, beta == 0 || beta == 1 else { return .openBLAS }
+        let limits = NarrowGemmThresholds.current
         if !transposeB {
-            return n >= 32 && (m <= 160 || m &* k <= 16_384) ? .narrow : .openBLAS
+            return n >= 32 && (m <= limits.maxRows || m &* k <= limits.maxSmallA) ? .narrow : .openBLAS
         }
-        return !transposeA && m <= 96 && n >= 16 && k >= 64 ? .narrowTransposedB : .openBLAS
+        return !transposeA && m <= limits.maxRowsTransposedB && n >= 16 && k >= 64 ? .narrowTransposedB : .openBLAS
     }
 
     /// One sgemm on the calling thread (for work already split over workers).

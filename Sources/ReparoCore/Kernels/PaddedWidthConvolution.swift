@@ -39,7 +39,7 @@ struct PaddedWidthConvolution {
     func paddedCount(channels: Int, images: Int) -> Int { images * channels * paddedPlane + kernelSize }
 
     /// Whether this path computes `conv`: stride 1, same padding, kernel > 1, the AVX-512
-    /// kernels present and, unless forced (tests), output rows at least `minimumWidth` wide
+    /// or AVX2 kernels present (`VectorKernels.available`) and, unless forced (tests), output rows at least `minimumWidth` wide
     /// (below that the extra columns cost more than im2col).
     static func applies(to conv: Conv2D, forced: Bool?) -> Bool {
         guard conv.stride == 1, conv.kernelSize > 1, conv.kernelSize % 2 == 1,

@@ -45,7 +45,7 @@ public final class MaxPool2D: Layer {
         let record = cache.count > 0
         let planes = cache.batch * inputShape.channels
         let inPlane = inputShape.spatial, outPlane = outputShape.spatial
-        // 2×2 windows, stride 2, no padding (every pool of VGG): the AVX-512 kernel, same results.
+        // 2×2 windows, stride 2, no padding (every pool of VGG): the vector kernel, same results.
         // (Argmax indices are Int32: a plane of more than 2³¹ floats cannot be allocated.)
         let vector = kernelSize == 2 && stride == 2 && padding == 0 && VectorKernels.available
         // Planes are independent: split them over the engine's threads, in runs of planes.
