@@ -9,9 +9,10 @@ import Testing
 // Tolerances. The direct conv's Float32 sums of K = 9·Cin products carry about √K·u of the
 // terms' size (u = 2⁻²⁴); F(2×2, 3×3) sums 16-entry tiles built by additions (Bᵀ·d·B sums up to
 // 4 inputs, Aᵀ·M·A up to 9 products), so its error is that of the direct conv times a small
-// factor: measured ≤ 3e-6 of max |y| on these shapes (K ≤ 630) and ≈ 1e-6 on VGG-16's layers
-// (K ≤ 4608; printed by the VGG test). 2e-5 of max |y| leaves room for other summation orders
-// while a wrong tile, a missing border or a dropped bias gives errors of the order of max |y|.
+// factor: measured ≤ 4.2e-7 of max |y| on the random shapes (K ≤ 630; the direct conv ≤ 7e-7)
+// and 1.5–3.8e-7 on VGG-16's layers (K ≤ 4608; the direct conv 1.5–2.9e-7; printed by the VGG
+// test). 2e-5 of max |y| leaves room for other BLAS cores' summation orders, while a wrong
+// tile, a missing border or a dropped bias gives errors of the order of max |y|.
 
 /// Conv2D by definition in Double: 3×3, stride 1, zero padding, output channels `channels`
 /// only (all when nil) — the VGG test samples channels of its largest layers.

@@ -17,8 +17,9 @@ import Foundation
 /// its 16 GEMMs over ξ instead.
 ///
 /// Error: F(2×2, 3×3)'s transforms only add and halve, so its rounding error is that of the
-/// direct conv within a small factor (see WinogradConvolutionTests: ≈ 1e-6 of max |y| on
-/// VGG-16's layers). F(4×4, 3×3) measured ≈ 4–10× larger and is not implemented.
+/// direct conv within 2× (WinogradConvolutionTests: 1.5–3.8e-7 of max |y| on VGG-16's layers,
+/// the direct conv 1.5–2.9e-7). F(4×4, 3×3) (its G and B hold 1/6, 1/24, 4, 5) measured
+/// 0.8–7.1e-6, 10–25× the direct conv's, and is not implemented.
 ///
 /// Inference only (`Conv2D` forward with `training: false`), chosen per layer shape and batch
 /// size by `KernelCalibration` unless `REPARO_WINOGRAD` forces it (`mode`).
