@@ -230,6 +230,12 @@ struct WinogradConvolution: Equatable {
             Parallel.forEach(16, minimumWork: plan.inputChannels * plan.outputChannels * count / 16, parallel: parallel,
                              context: step) { s, xi in
                 let cin = s.plan.inputChannels, cout = s.plan.outputChannels
+                if s.count == 1 {
+                    // One tile: OpenBLAS 0.3.21 mallocs on every n = 1 sgemm; Cout dot products instead.
+                    let u = s.u + xi * cout * cin, v = s.v + xi * cin, m = s.m + xi * cout
+                    for co in 0..<cout { m[co] = Vector.dot(u + co * cin, v, count: cin) }
+                    return
+                }
                 BLAS.serialGemm(transposeA: false, transposeB: false, m: cout, n: s.count, k: cin,
                                 a: s.u + xi * cout * cin, lda: cin, b: s.v + xi * cin * s.count, ldb: s.count,
                                 beta: 0, c: s.m + xi * cout * s.count, ldc: s.count)
