@@ -54,8 +54,9 @@ struct WinogradConvolution: Equatable {
             && conv.outputShape.height >= 1 && conv.outputShape.width >= 1
     }
 
-    /// `REPARO_WINOGRAD`: `on` uses Winograd for every conv it applies to (in inference), `off`
-    /// for none, `auto` (the default; anything else too) lets the calibration choose.
+    /// `REPARO_WINOGRAD`: `on` uses Winograd for every conv it applies to (in inference, from
+    /// `minimumTiles` tiles per batch), `off` for none, `auto` (the default; anything else too)
+    /// lets the calibration choose.
     enum Mode: Equatable {
         case on, off, automatic
         init(_ text: String?) {
@@ -69,6 +70,11 @@ struct WinogradConvolution: Equatable {
 
     static let mode = Mode(ProcessInfo.processInfo.environment["REPARO_WINOGRAD"])
 
+    /// Fewest tiles of a batch Winograd takes, even when forced by `REPARO_WINOGRAD=on`: its
+    /// GEMMs have one column per tile, and below 32 OpenBLAS 0.3.21 allocates on some shapes
+    /// (every n = 1 product; 512 × 4 × 256) while the direct paths use the A·Bᵀ kernel there.
+    static let minimumTiles = 32
+
     /// Layers of fewer multiply-adds per forward (≈ 0.1 ms) keep the direct conv without a
     /// calibration run: what Winograd could save there is less than the dispatches it adds.
     static let minimumCalibratedWork = 1 << 22
@@ -79,6 +85,7 @@ struct WinogradConvolution: Equatable {
     static func chosen(for conv: Conv2D, batch: Int, forced: Bool? = nil) -> Bool {
         guard applies(to: conv) else { return false }
         if let forced { return forced }
+        guard batch &* WinogradConvolution(conv: conv).tilesPerImage >= minimumTiles else { return false }
         switch mode {
         case .on: return true
         case .off: return false
