@@ -80,11 +80,10 @@ struct WinogradConvolution: Equatable {
     static let minimumCalibratedWork = 1 << 22
 
     /// Whether an inference workspace of `batch` images computes `conv` by Winograd: forced by
-    /// `mode` (or the tests' `forced`), else the faster path measured on this shape and batch
-    /// (`KernelCalibration`, once per process).
-    static func chosen(for conv: Conv2D, batch: Int, forced: Bool? = nil) -> Bool {
+    /// `mode`, else the faster path measured on this shape and batch (`KernelCalibration`, once
+    /// per machine). Tests force a workspace directly (`Conv2D.makeCache(…, winograd:)`).
+    static func chosen(for conv: Conv2D, batch: Int) -> Bool {
         guard applies(to: conv) else { return false }
-        if let forced { return forced }
         guard batch &* WinogradConvolution(conv: conv).tilesPerImage >= minimumTiles else { return false }
         switch mode {
         case .on: return true
@@ -112,7 +111,8 @@ struct WinogradConvolution: Equatable {
     }
 
     /// The faster path on `batch` images (at most `measuredImages`): 1 = Winograd, 0 = the conv's
-    /// own path, `preferred` unless the other is 10 % faster (`KernelCalibration.fastest`).
+    /// own path, `preferred` unless the other is 10 % faster (`KernelCalibration.fastest`: best of 5
+    /// interleaved rounds after a warm-up).
     private static func measure(_ conv: Conv2D, batch: Int, preferred: Int) throws -> Int {
         let images = min(batch, measuredImages)
         let x = try FloatBuffer(count: images * conv.inputShape.count)
@@ -124,7 +124,7 @@ struct WinogradConvolution: Equatable {
         let winograd = try Workspace(plan: WinogradConvolution(conv: conv), batch: images)
         let bias = conv.bias.map { UnsafePointer($0.value.pointer) }
         let weight = UnsafePointer(conv.weight.value.pointer)
-        return KernelCalibration.fastest(2, preferred: preferred, rounds: 3) { candidate in
+        return KernelCalibration.fastest(2, preferred: preferred) { candidate in
             if candidate == 1 {
                 winograd.forward(x.pointer, y.pointer, weight: weight, generation: conv.weight.generation, bias: bias,
                                  rectify: false)
