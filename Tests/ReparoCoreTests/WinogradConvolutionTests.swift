@@ -321,6 +321,43 @@ struct WinogradConvolutionTests {
         #expect(workspace.blocks > 1, "the first shape must run several blocks")
     }
 
+    /// A measurement, not a check (run with REPARO_WINOGRAD_TIMING=1): each VGG-16 layer's
+    /// inference forward by Winograd and by the direct path, interleaved in one process
+    /// (round by round, so load drift hits both), median of 7 rounds; 2 threads.
+    @Test("VGG-16 per-layer timing, Winograd vs direct (REPARO_WINOGRAD_TIMING=1)",
+          .enabled(if: ProcessInfo.processInfo.environment["REPARO_WINOGRAD_TIMING"] == "1"))
+    func vggTiming() throws {
+        let layers = [(3, 64, 32), (64, 64, 32), (64, 128, 16), (128, 128, 16), (128, 256, 8), (256, 256, 8),
+                      (256, 512, 4), (512, 512, 4), (512, 512, 2)]
+        var generator = SeededGenerator(seed: 3)
+        for batch in [1, 64] {
+            for (cin, cout, plane) in layers {
+                let conv = try randomConv(cin: cin, cout: cout, height: plane, width: plane, padding: 1, bias: true,
+                                          generator: &generator)
+                let x = try randomInput(batch * conv.inputShape.count, generator: &generator)
+                let y = try FloatBuffer(count: batch * conv.outputShape.count)
+                let caches = try [false, true].map {
+                    try conv.makeCache(batch: batch, training: false, path: conv.path(batch: batch), winograd: $0)
+                }
+                var times: [[Double]] = [[], []]
+                ExecutionContext(threads: 2).run {
+                    for round in 0..<8 {
+                        for (i, cache) in caches.enumerated() {
+                            let start = DispatchTime.now().uptimeNanoseconds
+                            conv.forward(x.pointer, y.pointer, cache: cache, weight: conv.weight.value.pointer, rectify: true)
+                            if round > 0 { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6) }
+                        }
+                    }
+                }
+                let medians = times.map { $0.sorted()[$0.count / 2] }
+                let plan = WinogradConvolution(conv: conv)
+                print(String(format: "timing n%d %d→%d %d×%d: direct %.3f ms, Winograd %.3f ms, ratio %.2f (default %@)",
+                             batch, cin, cout, plane, plane, medians[0], medians[1], medians[1] / medians[0],
+                             plan.pays(batch: batch) ? "Winograd" : "direct"))
+            }
+        }
+    }
+
     @Test("REPARO_WINOGRAD parses on / off / auto")
     func mode() {
         #expect(WinogradConvolution.Mode("on") == .on)
