@@ -323,7 +323,10 @@ struct WinogradConvolutionTests {
 
     /// A measurement, not a check (run with REPARO_WINOGRAD_TIMING=1): each VGG-16 layer's
     /// inference forward by Winograd and by the direct path, interleaved in one process
-    /// (round by round, so load drift hits both), median of 7 rounds; 2 threads.
+    /// (round by round, so load drift hits both), median of 7 rounds; 2 threads. Meaningful in a
+    /// release build only (`swift build -c release --build-tests -Xswiftc -enable-testing`, then
+    /// the .xctest with `--testing-library swift-testing --filter vggTiming`): in a debug build
+    /// the direct paths' Swift loops run unoptimized.
     @Test("VGG-16 per-layer timing, Winograd vs direct (REPARO_WINOGRAD_TIMING=1)",
           .enabled(if: ProcessInfo.processInfo.environment["REPARO_WINOGRAD_TIMING"] == "1"))
     func vggTiming() throws {

@@ -102,10 +102,11 @@ struct WinogradConvolution: Equatable {
     /// The default where nothing is measured (`REPARO_CALIBRATION=off`) and the choice a
     /// measurement must beat by 10 %: Winograd from 8 input channels when the batch has at
     /// least 64 tiles and at least Cin·Cout/1024 (each pass reads U, 16·Cin·Cout floats, so
-    /// few tiles do not repay it). Measured on VGG-16 (CIFAR), Zen 4, 2 threads: 1.6–2× faster
-    /// per layer at batch 64 from 32×32 down to 4×4 planes, even at 2×2; at batch 1 1.5–1.6×
-    /// faster on 32×32 and 16×16 planes, even on 8×8, 1.5–2× slower on 4×4 and 2×2; even or
-    /// slower on the 3-channel first layer.
+    /// few tiles do not repay it). Measured on VGG-16 (CIFAR), Zen 4, 2 threads, release, one
+    /// process, interleaved (WinogradConvolutionTests' opt-in timing): at batch 64 0.57–0.75× the
+    /// direct conv's time from 32×32 down to 4×4 planes, 1.3× at 2×2 (against the small-plane
+    /// path), 2.4–3× on the 3-channel first layer; at batch 1 0.66–0.76× on 32×32 and 16×16,
+    /// 0.42–0.64× on 128→256 8×8, 0.9–1.1× on 256→256 8×8, 1.2–3× on 4×4 and 2×2.
     func pays(batch: Int) -> Bool {
         inputChannels >= 8 && batch * tilesPerImage >= max(64, inputChannels * outputChannels / 1024)
     }
