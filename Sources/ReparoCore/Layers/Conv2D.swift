@@ -191,6 +191,9 @@ public final class Conv2D: Layer {
             case smallPlane(SmallPlaneWorkspace)
         }
         let workspace: Workspace
+        /// Inference only: set when this workspace computes the conv by Winograd instead
+        /// (`WinogradConvolution`), which then needs nothing of `workspace`.
+        var winograd: WinogradConvolution.Workspace?
 
         init(conv: Conv2D, batch: Int, training: Bool, path: Path, tileColumnLimit: Int?) throws {
             switch path {
@@ -216,14 +219,19 @@ public final class Conv2D: Layer {
     }
 
     public func makeCache(batch: Int, training: Bool) throws -> LayerCache {
-        try makeCache(batch: batch, training: training, path: path(batch: batch))
+        try makeCache(batch: batch, training: training, path: path(batch: batch),
+                      winograd: !training && WinogradConvolution.chosen(for: self, batch: batch))
     }
 
     /// The workspace of `path` (tests force one, see `path(batch:smallPlane:paddedWidth:)`,
     /// and may cap a tile's columns below `ConvolutionTiling.targetColumns` to run the
     /// multi-tile, multi-group code on small inputs).
-    func makeCache(batch: Int, training: Bool, path: Path, tileColumnLimit: Int? = nil) throws -> Cache {
-        try Cache(conv: self, batch: batch, training: training, path: path, tileColumnLimit: tileColumnLimit)
+    func makeCache(batch: Int, training: Bool, path: Path, tileColumnLimit: Int? = nil, winograd: Bool = false) throws -> Cache {
+        let cache = try Cache(conv: self, batch: batch, training: training, path: path, tileColumnLimit: tileColumnLimit)
+        if winograd && !training && WinogradConvolution.applies(to: self) {
+            cache.winograd = try WinogradConvolution.Workspace(plan: WinogradConvolution(conv: self), batch: batch)
+        }
+        return cache
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: LayerCache, training: Bool) {
@@ -235,6 +243,12 @@ public final class Conv2D: Layer {
     /// (still in cache), for an inference that skips the ReLU layer after this conv.
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cache: Cache, weight w: UnsafePointer<Float>,
                  rectify: Bool = false) {
+        if let winograd = cache.winograd {
+            let own = UnsafePointer(weight.value.pointer) == w
+            winograd.forward(x, y, weight: w, generation: own ? weight.generation : nil,
+                             bias: bias.map { UnsafePointer($0.value.pointer) }, rectify: rectify)
+            return
+        }
         switch cache.workspace {
         case .smallPlane(let workspace):
             workspace.plan.forward(x, y, batch: cache.batch, weight: w, bias: bias.map { UnsafePointer($0.value.pointer) },

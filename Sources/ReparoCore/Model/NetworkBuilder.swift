@@ -174,6 +174,7 @@ enum NetworkBuilder {
             case .normShift, .runningMean:
                 values.update(repeating: 0)
             }
+            parameter.valueChanged()
         }
     }
 
@@ -220,6 +221,7 @@ enum NetworkBuilder {
                 throw ReparoError.internalError("network tensor \(parameter.name) \(parameter.shape) differs from its plan \(tensor.name) \(tensor.shape)")
             }
             parameter.value.pointer.update(from: tensor.values.pointer, count: parameter.count)
+            parameter.valueChanged()
         }
     }
 }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What a saved tensor is for; decides weight decay and whether it is trained.
 public enum ParameterKind: Sendable {
     /// Conv or linear weight: trained, weight-decayed.
@@ -44,4 +46,11 @@ public final class Parameter {
     }
 
     public var count: Int { value.count }
+
+    /// Counts the writes of `value` (a trainer's update, loading tensors): what is derived from
+    /// the value and cached (Winograd's transformed weights) is recomputed when it changes.
+    public var generation: Int { writes.load(ordering: .relaxed) }
+    /// Call after writing `value` outside the engine's own writers.
+    public func valueChanged() { writes.add(1, ordering: .relaxed) }
+    private let writes = Atomic<Int>(0)
 }

@@ -298,6 +298,7 @@ public final class Trainer {
                            nesterov: u.nesterov)
             (gradient + range.lowerBound).update(repeating: 0, count: range.count)
         }
+        for parameter in trainable { parameter.valueChanged() }
         gradientsAreZero = true
     }
 
