@@ -25,7 +25,7 @@ round. Reported: images/s median and min–max over the rounds, the median of th
 ratios Reparo / PyTorch, and the share of the CPU other processes took meanwhile.
 
     OPENBLAS_NUM_THREADS=2 /work/main/.venv/bin/python bench/fashion_mnist_throughput.py \\
-        [--rounds 3] [--steps N] [--phases teacher,spkd] [--out results.md]
+        [--rounds 3] [--steps N] [--phases teacher,spkd] [--threads 2] [--clock wall|cpu] [--out results.md]
 
 ``--out x.md`` writes the markdown table to x.md and all numbers to x.json.
 """
@@ -49,7 +49,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "bindings" / "python"))
 
-from peers import THREADS, ForeignLoad, machine  # noqa: E402  (sets OPENBLAS_NUM_THREADS first)
+from peers import ForeignLoad, machine  # noqa: E402  (sets OPENBLAS_NUM_THREADS first)
 from onnx_speed import blas_core, cpu_family  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -60,6 +60,10 @@ import reparo  # noqa: E402
 from reparo import torch_interop  # noqa: E402
 
 BATCH = 128
+#: Threads of both frameworks (--threads).
+THREADS = 2
+#: The clock rounds are timed with (--clock): wall, or the process's CPU time.
+CLOCK = time.perf_counter
 #: conv widths 32 32 | 64 64 | 128 128, a 2×2 max-pool between the stages.
 SMALL_NET: Dict[str, Any] = {
     "input": [1, 28, 28],
@@ -233,9 +237,9 @@ def compare(name: str, reparo_epoch: Callable[[int], Tuple[int, float]], torch_e
         seed = 1000 + round_index
         for framework in order:
             time.sleep(SWITCH_PAUSE)
-            start = time.perf_counter()
+            start = CLOCK()
             images, loss = (reparo_epoch if framework == "reparo" else torch_epoch)(seed)
-            seconds = time.perf_counter() - start
+            seconds = CLOCK() - start
             rates[framework].append(images / seconds)
             losses[framework].append(loss)
             print(f"  {name} round {round_index + 1} {framework:7s}: {images / seconds:8.1f} images/s "
@@ -251,7 +255,7 @@ def compare(name: str, reparo_epoch: Callable[[int], Tuple[int, float]], torch_e
 def table(results: List[Dict[str, Any]], info: Dict[str, Any]) -> str:
     lines = [f"CPU {info['cpu']} ({info['cpu_family']}), {info['cores']} cores; OpenBLAS core {info['blas_core']}; "
              f"threads {THREADS} (Reparo trainer, torch.set_num_threads); PyTorch {info['torch']}; batch {BATCH}; "
-             f"{info['unit']} per round, {info['rounds']} rounds",
+             f"{info['unit']} per round, {info['rounds']} rounds; {info['clock']} clock",
              "",
              "| phase | Reparo images/s (min–max) | PyTorch images/s (min–max) | Reparo / PyTorch | other processes' CPU |",
              "|---|---:|---:|---:|---:|"]
@@ -268,12 +272,19 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per phase (≥ 1)")
     parser.add_argument("--steps", type=int, help="batches per round instead of a full epoch")
     parser.add_argument("--phases", default="teacher,spkd", help="comma-separated: teacher, spkd")
+    parser.add_argument("--threads", type=int, default=2, help="threads of both frameworks")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall time, or process CPU time (with --threads 1, for a busy machine)")
     parser.add_argument("--data", help="Fashion-MNIST folder (default: the library's lookup)")
     parser.add_argument("--out", help="write the markdown table here and the numbers beside it (.json)")
     args = parser.parse_args()
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    if args.rounds < 1 or (args.steps is not None and args.steps < 1) or not set(phases) <= {"teacher", "spkd"}:
-        parser.error("--rounds ≥ 1, --steps ≥ 1, --phases from teacher, spkd")
+    if args.rounds < 1 or (args.steps is not None and args.steps < 1) or not set(phases) <= {"teacher", "spkd"} \
+            or args.threads < 1:
+        parser.error("--rounds ≥ 1, --steps ≥ 1, --threads ≥ 1, --phases from teacher, spkd")
+    global THREADS, CLOCK
+    THREADS = args.threads
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
 
     torch.set_num_threads(THREADS)
     dataset = reparo.Dataset.load("fashion-mnist", args.data, split="train")
@@ -287,7 +298,7 @@ def main() -> int:
         return order[: args.steps * BATCH] if args.steps is not None else order
 
     info = {**machine(), "cpu_family": cpu_family(), "blas_core": blas_core(), "torch": torch.__version__,
-            "threads": THREADS, "batch": BATCH, "rounds": args.rounds,
+            "threads": THREADS, "batch": BATCH, "rounds": args.rounds, "clock": args.clock,
             "unit": f"{args.steps} batches" if args.steps else f"one epoch ({count} images)",
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "spec": SMALL_NET}
