@@ -48,7 +48,7 @@ struct PaddedWidthConvolution {
     }
 
     /// Narrowest output row this path takes by default (measured: bench/README.md).
-    static let minimumWidth = 16
+    static let minimumWidth = 12
 
     /// Offsets of the B rows of taps (c, u, v), c < `channels`, in padded planes.
     func tapOffsets(channels: Int) -> [Int] {

@@ -29,6 +29,9 @@ struct Settings {
     /// `layers` only: profile just the models whose label contains this (compact, naive, online,
     /// dense); by default all but the naive chain (its step is timed by `step`; profiling it costs a minute).
     var variant: String? = nil
+    /// `layers` only: profile this model spec (JSON) dense and pruned 0.7 + expanded (rate 4,
+    /// auto) instead of the VGG-16/ResNet-56 set, with a per-layer table.
+    var spec: String? = nil
 
     static func parse(_ arguments: [String]) -> Settings {
         var settings = Settings()
@@ -52,6 +55,7 @@ struct Settings {
             case "--batch": settings.batch = integer(argument)
             case "--json": settings.jsonPath = value(argument)
             case "--variant": settings.variant = value(argument)
+            case "--spec": settings.spec = value(argument)
             case "-h", "--help":
                 print(usage)
                 exit(0)
@@ -72,6 +76,9 @@ struct Settings {
 let usage = """
 usage: reparo-bench [conv-efficiency|step|layers|chains|infer|infer-layers|all] [--threads N] [--reps N] [--batch N] [--json PATH]
                     [--variant compact|naive|online|dense]   (layers, infer, infer-layers: only that model)
+                    [--spec JSON]   (layers: this spec, dense and pruned 0.7 + expanded, per layer)
+environment: BENCH_CPU_TIME=1 times with the process's CPU clock instead of the wall clock (a
+             shared machine, with --threads 1: other processes' load then hardly moves the figures)
 """
 
 func fail(_ message: String) -> Never {
@@ -605,6 +612,22 @@ do {
         try section("layers") {
             var records: [[String: Any]] = []
             print("### where a training step's time goes (batch \(settings.batch), per-layer medians)\n")
+            if let spec = settings.spec {
+                let dense = try Model(specJSON: spec, seed: 1)
+                let pruned = try Pruning.prune(dense, options: PruneOptions(ratio: 0.7))
+                for (label, model) in [("spec dense", dense), ("spec pruned 0.7, expanded auto", try expanded(pruned))]
+                    where settings.variant.map({ label.contains($0) }) ?? true {
+                    let result = try layerProfile(model: try model.clone(), label: label, mode: "auto", settings: settings)
+                    print(result.markdown)
+                    for layer in result.json["layers"] as? [[String: Any]] ?? [] {
+                        print(String(format: "  %-12@ %-14@ forward %7.2f ms  backward %7.2f ms", layer["name"] as? String ?? "",
+                                     layer["type"] as? String ?? "", layer["forward_ms"] as? Double ?? 0,
+                                     layer["backward_ms"] as? Double ?? 0))
+                    }
+                    records.append(result.json)
+                }
+                return records
+            }
             for (label, model, mode) in [("VGG-16 pruned 0.7, compact", pruned, "auto"),
                                          ("VGG-16 pruned 0.7, expanded naive", try expanded(pruned), "naive"),
                                          ("VGG-16 pruned 0.7, expanded online", try expanded(pruned), "online"),
