@@ -71,7 +71,9 @@ done
 throughput=()
 if [[ -f bench/fashion_mnist_throughput.py && -d /usr/share/datasets/fashion-mnist ]]; then
     wait_for_quiet
-    "${run[@]}" "$venv/bin/python" bench/fashion_mnist_throughput.py --out "$base-fashion-mnist.json"
+    # ${STEPS:+...}: a shorter look (STEPS batches per round instead of a full epoch)
+    "${run[@]}" "$venv/bin/python" bench/fashion_mnist_throughput.py ${STEPS:+--steps "$STEPS"} \
+        --out "$base-fashion-mnist.md"
     throughput=(--throughput "$base-fashion-mnist.json")
 fi
 echo >&2

@@ -93,14 +93,15 @@ def _row(name: str, bound: float, sense: str, values: list[float]) -> str:
 
 
 def _throughput_ratios(paths: list[pathlib.Path]) -> dict[str, list[float]]:
-    """Reparo images/s over PyTorch images/s per phase, from fashion_mnist_throughput.py JSON files."""
+    """Reparo images/s over PyTorch images/s per phase (one per alternating round), from the JSON
+    that fashion_mnist_throughput.py writes beside its markdown (``--out x.md`` → x.json)."""
     phases: dict[str, list[float]] = {}
     for path in paths:
         data = json.loads(path.read_text())
-        for phase, entry in (data.get("phases") or {}).items():
-            ratio = entry.get("ratio") if isinstance(entry, dict) else None
-            if isinstance(ratio, (int, float)):
-                phases.setdefault(phase, []).append(float(ratio))
+        for entry in data.get("results") or []:
+            ratios = entry.get("ratios") if isinstance(entry, dict) else None
+            if entry.get("phase") and isinstance(ratios, list):
+                phases.setdefault(entry["phase"], []).extend(float(r) for r in ratios)
     return phases
 
 
@@ -119,7 +120,8 @@ def table(runs: list[dict], throughput: list[pathlib.Path]) -> str:
                 values.append(value)
         lines.append(_row(name, bound, sense, values))
     for phase, values in sorted(_throughput_ratios(throughput).items()):
-        lines.append(_row(f"Fashion-MNIST {phase}: Reparo / PyTorch images/s", THROUGHPUT_BOUND, "min", values))
+        lines.append(_row(f"Fashion-MNIST {phase}: Reparo / PyTorch images/s (runs = rounds)", THROUGHPUT_BOUND,
+                          "min", values))
     header = [f"Runs: {len(runs)}; machine (CPU, BLAS core): " +
               ", ".join(f"{cpu or '?'} / {core or 'not recorded'}" for cpu, core in sorted(machines, key=str)), ""]
     return "\n".join(header + lines) + "\n"
