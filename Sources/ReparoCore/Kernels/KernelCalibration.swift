@@ -1,4 +1,3 @@
-import COpenBLAS
 import Foundation
 
 /// Choices between kernels (narrow GEMM or OpenBLAS at a shape, Winograd or direct conv for a
@@ -56,7 +55,7 @@ enum KernelCalibration {
 
     /// What the persisted choices depend on: "<CPU brand>|<level>|<OpenBLAS core>|<version>".
     static let machineKey: String = {
-        let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+        let core = ComputeEnvironment.blasCore   // after BLASCore's fix of a generic core
         return "\(VectorKernels.cpuName)|\(VectorKernels.instructionSet.rawValue)|\(core)|\(Reparo.version)"
     }()
 
