@@ -8,6 +8,7 @@
 #   bench/run.sh              build, wait for a quiet CPU, run everything
 #   bench/run.sh --no-build   reuse the built library and bench binary
 #   RUNS=1 REPS=10 BENCH_QUIET_WAIT=300 bench/run.sh
+#   ENGINE=conv-efficiency bench/run.sh   only that reparo-bench section (enough for the targets)
 #   BENCH_NICE=-15 bench/run.sh   on a shared machine (root only): run at a higher priority so
 #                                 other jobs take less of the CPU from the timed code
 set -euo pipefail
@@ -17,7 +18,7 @@ threads=2
 export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, when the machine sets them, are left as they are.
 
-venv=bench/.venv
+venv="${BENCH_VENV:-bench/.venv}"   # BENCH_VENV: an existing venv with torch, onnxruntime, onnx, numpy
 if [[ ! -x $venv/bin/python ]]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet torch onnxruntime onnx numpy
@@ -61,7 +62,7 @@ for ((i = 1; i <= runs; i++)); do
     out="$base-run$i.json"
     engine_json=$(mktemp /tmp/reparo-engine-XXXXXX.json)
     wait_for_quiet
-    "${run[@]}" .build-release/release/reparo-bench all --threads $threads --reps "$reps" --json "$engine_json"
+    "${run[@]}" .build-release/release/reparo-bench "${ENGINE:-all}" --threads $threads --reps "$reps" --json "$engine_json"
     wait_for_quiet
     "${run[@]}" "$venv/bin/python" bench/peers.py --reps "$reps" --engine-json "$engine_json" --out "$out"
     rm -f "$engine_json"
