@@ -90,7 +90,9 @@ const char *reparo_status_name(reparo_status status);
  * "model", "features":["avx2","fma","avx512f",..], "level":"sse"|"avx"|"avx2"|"avx512"},
  * "blas": {"config" (openblas_get_config), "core" (running), "detected_core" (what OpenBLAS
  * chose before Reparo looked), "chooser":"openblas"|"user"|"reparo"|"forced", "reason",
- * "threads"}, "kernels": {"isa"}, "threads": {"engine_default","usable_cpus","online_cpus"},
+ * "threads"}, "kernels": {"isa"}, "calibration": {"enabled","file","persisted_choices"} (the
+ * kernel choices measured once per machine, see README), "threads": {"engine_default",
+ * "usable_cpus","online_cpus"},
  * "environment": {"OPENBLAS_CORETYPE","REPARO_BLAS_CORE","OPENBLAS_NUM_THREADS",
  * "OMP_NUM_THREADS"} (null when unset)}. Fixes the OpenBLAS core first if it is still unfixed
  * (see README, "CPU and BLAS"). Same buffer convention as reparo_model_describe. Thread-safe. */

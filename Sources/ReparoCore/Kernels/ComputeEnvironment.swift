@@ -35,7 +35,7 @@ public enum ComputeEnvironment {
     /// The CPU, the BLAS and its core, the kernels and the thread settings:
     /// {"version", "cpu": {"vendor","model","features":[..],"level"},
     ///  "blas": {"config","core","detected_core","chooser","reason","threads"},
-    ///  "kernels": {"isa"},
+    ///  "kernels": {"isa"}, "calibration": {"enabled","file","persisted_choices"},
     ///  "threads": {"engine_default","usable_cpus","online_cpus"},
     ///  "environment": {"OPENBLAS_CORETYPE","REPARO_BLAS_CORE","OPENBLAS_NUM_THREADS","OMP_NUM_THREADS"}}
     /// (environment values null when unset). OpenBLAS's threads are 1: Reparo splits GEMMs itself.
@@ -44,6 +44,7 @@ public enum ComputeEnvironment {
         let state = BLASCore.prepared
         let cpu = CPUFeatures.current
         let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
+        let calibration = KernelCalibration.summary
         return [
             "version": .string(Reparo.version),
             "cpu": [
@@ -57,6 +58,10 @@ public enum ComputeEnvironment {
                 "threads": .int(Int(openblas_get_num_threads())),
             ],
             "kernels": ["isa": .string(kernelISA)],
+            "calibration": [
+                "enabled": .bool(calibration.enabled), "file": .string(calibration.file),
+                "persisted_choices": .int(calibration.persistedChoices),
+            ],
             "threads": [
                 "engine_default": .int(ExecutionContext.standard.threads), "usable_cpus": .int(Parallel.cores),
                 "online_cpus": .int(ProcessInfo.processInfo.activeProcessorCount),
@@ -76,6 +81,7 @@ public enum ComputeEnvironment {
         let state = BLASCore.prepared
         let cpu = CPUFeatures.current
         let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
+        let calibration = KernelCalibration.summary
         func variable(_ name: String) -> String { "\(name)=" + (getenv(name).map { String(cString: $0) } ?? "(unset)") }
         return [
             "CPU        \(cpu.model.isEmpty ? "unknown" : cpu.model) (\(cpu.vendor.isEmpty ? "no cpuid" : cpu.vendor))",
@@ -83,6 +89,9 @@ public enum ComputeEnvironment {
             "OpenBLAS   \(config)",
             "BLAS core  \(BLASCore.runningCore), chosen by \(state.chooser.rawValue) (OpenBLAS had \(state.detected)): \(state.reason)",
             "kernels    \(kernelISA)",
+            "calibrated " + (calibration.enabled
+                ? "\(calibration.persistedChoices) choices in \(calibration.file) (delete it to measure again)"
+                : "off (REPARO_CALIBRATION=off: built-in thresholds)"),
             "threads    engine default \(ExecutionContext.standard.threads), usable CPUs \(Parallel.cores) of "
                 + "\(ProcessInfo.processInfo.activeProcessorCount), OpenBLAS \(openblas_get_num_threads())",
             "variables  " + [BLASCoreChoice.variable, BLASCoreChoice.openBLASVariable, "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"]

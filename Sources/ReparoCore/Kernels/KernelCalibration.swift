@@ -77,6 +77,12 @@ enum KernelCalibration {
     }
 
     private static let store = CalibrationStore(file: file, machineKey: machineKey)
+
+    /// For `reparo info --system`: whether choices are measured, this machine's file and how
+    /// many choices it holds now (0 when missing or not this machine's).
+    static var summary: (enabled: Bool, file: String, persistedChoices: Int) {
+        (enabled, file.path, enabled ? store.persistedChoices : 0)
+    }
 }
 
 /// Kernel choices of one machine key: a lock-protected dictionary, loaded from `file` at first
@@ -127,6 +133,9 @@ final class CalibrationStore: @unchecked Sendable {
         writeFile(current)
         return value
     }
+
+    /// How many choices the file holds for this machine key now.
+    var persistedChoices: Int { readFile().count }
 
     /// The choices in the file; empty when it is missing, unreadable, corrupt, too large or
     /// written for another machine key.

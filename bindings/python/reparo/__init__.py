@@ -61,8 +61,9 @@ def system_info() -> dict:
     ``"cpu"`` (vendor, model, features, level), ``"blas"`` (OpenBLAS config, the running
     ``"core"``, the ``"detected_core"`` OpenBLAS had chosen, the ``"chooser"``: ``"openblas"``,
     ``"user"`` (OPENBLAS_CORETYPE), ``"reparo"`` (fixed) or ``"forced"`` (REPARO_BLAS_CORE), and
-    the ``"reason"``), ``"kernels"``, ``"threads"`` and the ``"environment"`` variables. The first
-    call (or Reparo's first BLAS work) fixes a generic OpenBLAS core; see README, "CPU and BLAS".
+    the ``"reason"``), ``"kernels"``, ``"calibration"`` (the file of measured kernel choices),
+    ``"threads"`` and the ``"environment"`` variables. The first call (or Reparo's first BLAS
+    work) fixes a generic OpenBLAS core; see README, "CPU and BLAS".
     """
     length = ctypes.c_size_t()
     check(_lib.reparo_system_info(None, 0, ctypes.byref(length)))

@@ -216,7 +216,7 @@ def test_system_info_in_process() -> None:
     import reparo
 
     info = reparo.system_info()
-    assert set(info) == {"version", "cpu", "blas", "kernels", "threads", "environment"}
+    assert set(info) == {"version", "cpu", "blas", "kernels", "calibration", "threads", "environment"}
     assert info["version"] == reparo.library_version()
     flags = cpu_flags()
     for feature in info["cpu"]["features"]:
